@@ -1,0 +1,214 @@
+"""Evaluation: k=5000 log-likelihood, bounds on a dataset, active units.
+
+log p(x) is estimated by L_5000 (paper, section 5: "we estimate the
+log-likelihood ... with k = 5000"). The 5000 samples are drawn in chunks and
+combined with a running log-sum-exp, so memory stays bounded; image batches
+and chunks both loop inside one XLA-compiled call.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from iwae_tf import objectives
+
+ACTIVITY_THRESHOLD = 0.01  # A_u > 0.01 marks an active unit (section 5.2).
+
+
+def _largest_divisor_at_most(n, limit):
+    """The largest divisor of n that is <= limit (at least 1)."""
+    for d in range(min(n, limit), 0, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+def _batches(x, batch_size):
+    """Pads x [n, d] with zero rows to [n_batches, batch_size, d]."""
+    n = len(x)
+    n_batches = -(-n // batch_size)
+    padded = np.zeros((n_batches * batch_size,) + x.shape[1:], np.float32)
+    padded[:n] = x
+    return padded.reshape((n_batches, batch_size) + x.shape[1:])
+
+
+def _map_batches(fn, x, batch_size, batches_per_call, progress=None):
+    """Applies a compiled fn(x_batches [m, batch, d], first_batch) -> [m, ...]
+    to x in groups of batches_per_call batches; returns rows [n, ...]."""
+    batches = _batches(np.asarray(x, np.float32), batch_size)
+    bar = keras.utils.Progbar(len(x), unit_name='image') if progress else None
+    outputs = []
+    for start in range(0, len(batches), batches_per_call):
+        group = batches[start:start + batches_per_call]
+        if len(group) < batches_per_call:  # Keep one static shape.
+            pad = np.zeros((batches_per_call - len(group),) + group.shape[1:],
+                           np.float32)
+            group = np.concatenate([group, pad])
+        out = fn(tf.constant(group), tf.constant(start, tf.int32)).numpy()
+        outputs.append(out.reshape((-1,) + out.shape[2:]))
+        if bar:
+            bar.update(min(len(x), (start + batches_per_call) * batch_size))
+    return np.concatenate(outputs)[:len(x)]
+
+
+class Evaluator:
+    """Compiled evaluation functions for one model.
+
+    Args:
+        model: an iwae_tf.models.IWAEModel.
+        seed: int; estimates are a function of it.
+    """
+
+    def __init__(self, model, seed=0):
+        self.model = model
+        self.seed = seed
+        self._compiled = {}
+
+    def _chunk_seed(self, batch, chunk):
+        return tf.stack([tf.constant(self.seed, tf.int32),
+                         batch * 100003 + chunk])
+
+    def _log_likelihood_fn(self, n_samples, chunk_samples, masked):
+        key = ('ll', n_samples, chunk_samples, masked)
+        if key in self._compiled:
+            return self._compiled[key]
+        n_chunks = n_samples // chunk_samples
+
+        @tf.function(jit_compile=True)
+        def fn(x_batches, first_batch, unit_masks):
+            # x_batches: [m, batch, n_pixels] -> [m, batch]
+            def one_batch(b, x):
+                running = tf.fill([tf.shape(x)[0]], -np.inf)
+                for c in tf.range(n_chunks):
+                    log_w = self.model.log_weights(
+                        x, chunk_samples, self._chunk_seed(b, c),
+                        unit_masks if masked else None)  # [chunk, batch]
+                    running = tf.reduce_logsumexp(
+                        tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
+                return running - math.log(n_samples)
+
+            out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
+            for i in tf.range(tf.shape(x_batches)[0]):
+                out = out.write(i, one_batch(first_batch + i, x_batches[i]))
+            return out.stack()
+
+        self._compiled[key] = fn
+        return fn
+
+    def log_likelihood(self, x, n_samples=5000, chunk_samples=1000,
+                       batch_size=10, batches_per_call=10, unit_masks=None,
+                       progress=False):
+        """Per-image estimates of log p(x) by L_k with k = n_samples.
+
+        Args:
+            x: float array [n, n_pixels] of 0/1.
+            n_samples: int, k.
+            chunk_samples: int, samples drawn at once (memory: chunk_samples
+                * batch_size * n_pixels floats); lowered to divide n_samples.
+            batch_size: int, images at once.
+            batches_per_call: int, image batches per compiled call.
+            unit_masks: None or a list of 0/1 arrays, one per stochastic
+                layer (see IWAEModel.log_weights), to remove units.
+            progress: show a progress bar.
+
+        Returns:
+            float64 array [n].
+        """
+        if n_samples < 1:
+            raise ValueError(f'eval_samples must be >= 1, got {n_samples}')
+        chunk = _largest_divisor_at_most(n_samples, chunk_samples)
+        fn = self._log_likelihood_fn(n_samples, chunk, unit_masks is not None)
+        masks = ([tf.constant(m, tf.float32) for m in unit_masks]
+                 if unit_masks is not None else
+                 [tf.ones([u]) for u in self.model.latent_units])
+        return _map_batches(lambda xb, first: fn(xb, first, masks), x,
+                            batch_size, batches_per_call,
+                            progress).astype(np.float64)
+
+    def log_weights_in_chunks(self, x, n_samples, chunk_samples):
+        """The log-weights log_likelihood draws for one batch (for tests).
+
+        Args:
+            x: float array [batch, n_pixels].
+
+        Returns:
+            float array [n_samples, batch]: chunk c holds rows
+            c*chunk_samples ... (c+1)*chunk_samples - 1.
+        """
+        x = tf.constant(x, tf.float32)
+        return np.concatenate([
+            self.model.log_weights(x, chunk_samples,
+                                   self._chunk_seed(tf.constant(0), c)).numpy()
+            for c in range(n_samples // chunk_samples)])
+
+    def mean_bound(self, x, objective, n_samples, batch_size=100,
+                   batches_per_call=20):
+        """The mean over x of a bound (vae_elbo or iwae_elbo) with k samples.
+
+        Args:
+            x: float array [n, n_pixels] of 0/1.
+            objective: a name in objectives.OBJECTIVES.
+            n_samples: int, k.
+
+        Returns:
+            float.
+        """
+        key = ('bound', objective, n_samples)
+        if key not in self._compiled:
+            bound = objectives.get_objective(objective)
+
+            @tf.function(jit_compile=True)
+            def fn(x_batches, first_batch):
+                out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
+                for i in tf.range(tf.shape(x_batches)[0]):
+                    log_w = self.model.log_weights(
+                        x_batches[i], n_samples,
+                        self._chunk_seed(first_batch + i, -1))
+                    out = out.write(i, bound(log_w))
+                return out.stack()
+            self._compiled[key] = fn
+        values = _map_batches(self._compiled[key], x, batch_size,
+                              batches_per_call)
+        return float(np.mean(values, dtype=np.float64))
+
+    def unit_activities(self, x, n_samples=100, batch_size=500):
+        """A_u = Var_x(E_q[u | x]) for every unit of every stochastic layer.
+
+        This is the diagonal of Cov_x(E_{u ~ q(u|x)}[u]) of section 5.2;
+        E_q[h2 | x] is estimated with n_samples draws of h1.
+
+        Args:
+            x: float array [n, n_pixels].
+            n_samples: int, draws of h1 for the upper layer's means.
+            batch_size: int.
+
+        Returns:
+            list of float64 arrays [units], one per stochastic layer.
+        """
+        key = ('means', n_samples)
+        layers = self.model.stochastic_layers
+        if key not in self._compiled:
+            @tf.function(jit_compile=True)
+            def fn(x_batch, batch):
+                return self.model.posterior_means(
+                    x_batch, n_samples, self._chunk_seed(batch, -2))
+            self._compiled[key] = fn
+        means = [[] for _ in range(layers)]
+        for b, start in enumerate(range(0, len(x), batch_size)):
+            x_batch = tf.constant(x[start:start + batch_size], tf.float32)
+            for layer, m in enumerate(self._compiled[key](x_batch, b)):
+                means[layer].append(m.numpy())
+        return [np.var(np.concatenate(m).astype(np.float64), axis=0)
+                for m in means]
+
+
+def active_units(activities, threshold=ACTIVITY_THRESHOLD):
+    """The number of units with activity above threshold, per layer."""
+    return [int(np.sum(a > threshold)) for a in activities]
+
+
+def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
+    """0/1 float32 masks of the active units, per layer."""
+    return [(a > threshold).astype(np.float32) for a in activities]

@@ -1,0 +1,316 @@
+"""Keras models for the paper's VAE/IWAE architectures, 1 or 2 stochastic layers.
+
+The architectures are those of the authors' released code for section 5:
+  1 layer:  x(784) -200-200- h1(50)                       tanh units
+  2 layers: x(784) -200-200- h1(100) -100-100- h2(50)     tanh units
+and the generative path mirrors them (h2 -100-100- h1 -200-200- x).
+Every Gaussian layer has a linear mean and sigma = exp(linear), as in that
+code; pixels are Bernoulli with logits from a linear layer. Methods return
+`tfp.distributions`; `log_weights` is all training needs.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+# Units of each stochastic layer, bottom (nearest x) first, and the
+# deterministic hidden units between them, bottom first, for q; p mirrors them.
+ARCHITECTURES = {
+    1: dict(latent_units=(50,), hidden_units=((200, 200),)),
+    2: dict(latent_units=(100, 50), hidden_units=((200, 200), (100, 100))),
+}
+
+# 'paper' is the authors' code: uniform on +-sqrt(6 / (fan_in + fan_out))
+# (Glorot & Bengio 2010), zero biases; the same as 'xavier_uniform'. The
+# normal variants are untruncated, as in the papers that define them.
+INITIALIZERS = {
+    'paper': dict(scale=1.0, mode='fan_avg', distribution='uniform'),
+    'xavier_uniform': dict(scale=1.0, mode='fan_avg', distribution='uniform'),
+    'xavier_normal': dict(scale=1.0, mode='fan_avg',
+                          distribution='untruncated_normal'),
+    'he_uniform': dict(scale=2.0, mode='fan_in', distribution='uniform'),
+    'he_normal': dict(scale=2.0, mode='fan_in',
+                      distribution='untruncated_normal'),
+}
+
+# Pixel means are clipped to this before taking the logit for the output bias.
+_BIAS_CLIP = 1e-3
+
+
+def check_init(init):
+    """Raises ValueError unless `init` names an entry of INITIALIZERS."""
+    if init not in INITIALIZERS:
+        raise ValueError(f'unknown init {init!r}: choose one of '
+                         f'{", ".join(INITIALIZERS)}')
+
+
+def check_stochastic_layers(stochastic_layers):
+    """Raises ValueError unless the architecture exists."""
+    if stochastic_layers not in ARCHITECTURES:
+        raise ValueError(f'stochastic_layers must be one of '
+                         f'{sorted(ARCHITECTURES)}, got {stochastic_layers}')
+
+
+def output_bias_from_pixel_means(pixel_means):
+    """The logit of the training pixel means: the decoder's initial output bias.
+
+    Args:
+        pixel_means: float array [n_pixels] of means in [0, 1].
+
+    Returns:
+        float32 array [n_pixels].
+    """
+    p = np.clip(np.asarray(pixel_means, np.float64), _BIAS_CLIP, 1 - _BIAS_CLIP)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+class _InitSeeds:
+    """Hands out a new integer seed for each initializer, from one run seed."""
+
+    def __init__(self, init, seed):
+        check_init(init)
+        self._config = INITIALIZERS[init]
+        self._next = seed * 1000
+
+    def kernel(self):
+        self._next += 1
+        return keras.initializers.VarianceScaling(seed=self._next,
+                                                  **self._config)
+
+
+def _mlp(hidden_units, seeds, name):
+    """tanh Dense layers; returns a list of keras.layers.Dense."""
+    return [keras.layers.Dense(units, activation='tanh',
+                               kernel_initializer=seeds.kernel(),
+                               name=f'{name}_hidden{i}')
+            for i, units in enumerate(hidden_units)]
+
+
+class GaussianLayer(keras.layers.Layer):
+    """A tanh MLP then a Gaussian: mean linear, sigma = exp(linear)."""
+
+    def __init__(self, hidden_units, latent_units, seeds, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = _mlp(hidden_units, seeds, self.name)
+        self.mean = keras.layers.Dense(latent_units, name=f'{self.name}_mean',
+                                       kernel_initializer=seeds.kernel())
+        self.log_sigma = keras.layers.Dense(
+            latent_units, name=f'{self.name}_log_sigma',
+            kernel_initializer=seeds.kernel())
+
+    def call(self, inputs):
+        """Returns (mean, sigma): float Tensors [batch, latent_units]."""
+        h = inputs
+        for layer in self.hidden:
+            h = layer(h)
+        return self.mean(h), tf.exp(self.log_sigma(h))
+
+
+class BernoulliLayer(keras.layers.Layer):
+    """A tanh MLP then Bernoulli logits for every pixel."""
+
+    def __init__(self, hidden_units, n_pixels, seeds, output_bias, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = _mlp(hidden_units, seeds, self.name)
+        bias = (keras.initializers.Zeros() if output_bias is None else
+                keras.initializers.Constant(output_bias))
+        self.logits = keras.layers.Dense(n_pixels, name=f'{self.name}_logits',
+                                         kernel_initializer=seeds.kernel(),
+                                         bias_initializer=bias)
+
+    def call(self, inputs):
+        """Returns logits: float Tensor [batch, n_pixels]."""
+        h = inputs
+        for layer in self.hidden:
+            h = layer(h)
+        return self.logits(h)
+
+
+def _flatten_samples(t):
+    """[n_samples, batch, d] -> [n_samples * batch, d]."""
+    return tf.reshape(t, [-1, t.shape[-1]])
+
+
+def _masked_sum(log_prob, mask):
+    """Sums log-densities over units, only the kept ones when mask is given."""
+    if mask is not None:
+        log_prob = log_prob * mask
+    return tf.reduce_sum(log_prob, axis=-1)
+
+
+class IWAEModel(keras.Model):
+    """q(h|x) and p(x, h) of the paper's section 5 models.
+
+    Layers are called q_h1_given_x, q_h2_given_h1 (2 layers), p_h1_given_h2
+    (2 layers) and p_x_given_h1; the prior on the top layer is N(0, I).
+    """
+
+    def __init__(self, stochastic_layers=1, n_pixels=784, init='paper',
+                 output_bias=None, seed=0, latent_units=None,
+                 hidden_units=None, **kwargs):
+        """Builds the model.
+
+        Args:
+            stochastic_layers: 1 or 2.
+            n_pixels: int, the data dimension.
+            init: a key of INITIALIZERS.
+            output_bias: float array [n_pixels] or None (zeros); use
+                output_bias_from_pixel_means(training pixel means).
+            seed: int; the initial weights are a function of it.
+            latent_units: optional tuple of units per stochastic layer,
+                bottom first, replacing the paper's (for small studies).
+            hidden_units: optional tuple of tuples of deterministic units
+                below each stochastic layer in q, bottom first (p mirrors).
+        """
+        super().__init__(**kwargs)
+        check_stochastic_layers(stochastic_layers)
+        arch = ARCHITECTURES[stochastic_layers]
+        self.stochastic_layers = stochastic_layers
+        self.n_pixels = n_pixels
+        self.latent_units = tuple(latent_units or arch['latent_units'])
+        hidden = tuple(hidden_units or arch['hidden_units'])
+        if len(self.latent_units) != stochastic_layers or \
+                len(hidden) != stochastic_layers:
+            raise ValueError(f'{stochastic_layers} stochastic layers need '
+                             f'{stochastic_layers} entries in latent_units '
+                             'and hidden_units')
+        seeds = _InitSeeds(init, seed)
+        self.q_h1_given_x_net = GaussianLayer(hidden[0], self.latent_units[0],
+                                              seeds, name='q_h1_given_x')
+        self.p_x_given_h1_net = BernoulliLayer(
+            tuple(reversed(hidden[0])), n_pixels, seeds, output_bias,
+            name='p_x_given_h1')
+        if stochastic_layers == 2:
+            self.q_h2_given_h1_net = GaussianLayer(
+                hidden[1], self.latent_units[1], seeds, name='q_h2_given_h1')
+            self.p_h1_given_h2_net = GaussianLayer(
+                tuple(reversed(hidden[1])), self.latent_units[0], seeds,
+                name='p_h1_given_h2')
+        # Build every variable now, so optimizers and checkpoints see them.
+        self.log_weights(tf.zeros([1, n_pixels]), 1, tf.constant([0, 0]))
+
+    # Distributions. Batch shapes follow the inputs' leading dimensions.
+
+    def q_h1_given_x(self, x):
+        return tfd.Normal(*self.q_h1_given_x_net(x))
+
+    def q_h2_given_h1(self, h1):
+        return tfd.Normal(*self.q_h2_given_h1_net(h1))
+
+    def p_h1_given_h2(self, h2):
+        return tfd.Normal(*self.p_h1_given_h2_net(h2))
+
+    def p_x_given_h1(self, h1):
+        return tfd.Bernoulli(logits=self.p_x_given_h1_net(h1),
+                             dtype=tf.float32)
+
+    def prior(self):
+        """p(h_top) = N(0, I) over the top stochastic layer."""
+        units = self.latent_units[-1]
+        return tfd.Normal(tf.zeros([units]), tf.ones([units]))
+
+    @property
+    def encoder_variables(self):
+        """The variables of q (the inference network)."""
+        nets = [self.q_h1_given_x_net]
+        if self.stochastic_layers == 2:
+            nets.append(self.q_h2_given_h1_net)
+        return [v for net in nets for v in net.trainable_variables]
+
+    @property
+    def decoder_variables(self):
+        """The variables of p (the generative network)."""
+        nets = [self.p_x_given_h1_net]
+        if self.stochastic_layers == 2:
+            nets.append(self.p_h1_given_h2_net)
+        return [v for net in nets for v in net.trainable_variables]
+
+    def log_weights(self, x, n_samples, seed, unit_masks=None):
+        """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x).
+
+        Args:
+            x: float Tensor [batch, n_pixels] of 0/1 pixels.
+            n_samples: int (static), k.
+            seed: int Tensor [2], a stateless seed: the same seed gives the
+                same draws.
+            unit_masks: None, or one float Tensor [units] of 0/1 per
+                stochastic layer. A unit with mask 0 is removed from the
+                model: its value is 0 wherever it is an input, and its
+                density terms are left out of p and q (as the authors' code
+                removes inactive units).
+
+        Returns:
+            float Tensor [n_samples, batch].
+        """
+        masks = unit_masks or [None] * self.stochastic_layers
+        seed_h1, seed_h2 = tf.unstack(tfp.random.split_seed(seed, n=2))
+        batch = tf.shape(x)[0]
+
+        q_h1 = self.q_h1_given_x(x)  # batch shape [batch, d1]
+        h1 = q_h1.sample(n_samples, seed=seed_h1)  # [n_samples, batch, d1]
+        if masks[0] is not None:
+            h1 = h1 * masks[0]
+        log_q = _masked_sum(q_h1.log_prob(h1), masks[0])  # [n_samples, batch]
+        h1_flat = _flatten_samples(h1)  # [n_samples * batch, d1]
+
+        if self.stochastic_layers == 1:
+            log_p_h = _masked_sum(self.prior().log_prob(h1), masks[0])
+        else:
+            q_h2 = self.q_h2_given_h1(h1_flat)  # [n_samples * batch, d2]
+            h2 = q_h2.sample(seed=seed_h2)  # [n_samples * batch, d2]
+            if masks[1] is not None:
+                h2 = h2 * masks[1]
+            log_q_h2 = _masked_sum(q_h2.log_prob(h2), masks[1])
+            log_p_h2 = _masked_sum(self.prior().log_prob(h2), masks[1])
+            log_p_h1 = _masked_sum(self.p_h1_given_h2(h2).log_prob(h1_flat),
+                                   masks[0])
+            log_q += tf.reshape(log_q_h2, [n_samples, batch])
+            log_p_h = tf.reshape(log_p_h2 + log_p_h1, [n_samples, batch])
+
+        logits = self.p_x_given_h1_net(h1_flat)  # [n_samples * batch, n_pixels]
+        logits = tf.reshape(logits, [n_samples, batch, self.n_pixels])
+        log_p_x = tf.reduce_sum(
+            tfd.Bernoulli(logits=logits).log_prob(x), axis=-1)
+        return log_p_x + log_p_h - log_q  # [n_samples, batch]
+
+    def posterior_means(self, x, n_samples, seed):
+        """E_q[h_l | x] for each stochastic layer l (for active units).
+
+        E_q[h1 | x] is the mean of q(h1|x); E_q[h2 | x] = E_{h1 ~ q}[mean of
+        q(h2|h1)] is estimated with n_samples draws of h1.
+
+        Args:
+            x: float Tensor [batch, n_pixels].
+            n_samples: int, draws of h1 for the upper layer.
+            seed: int Tensor [2].
+
+        Returns:
+            list of float Tensors [batch, units], one per stochastic layer.
+        """
+        q_h1 = self.q_h1_given_x(x)
+        means = [q_h1.mean()]
+        if self.stochastic_layers == 2:
+            h1 = q_h1.sample(n_samples, seed=seed)  # [n_samples, batch, d1]
+            mean_h2, _ = self.q_h2_given_h1_net(_flatten_samples(h1))
+            mean_h2 = tf.reshape(mean_h2, [n_samples, -1, self.latent_units[1]])
+            means.append(tf.reduce_mean(mean_h2, axis=0))  # [batch, d2]
+        return means
+
+    def sample_pixel_means(self, n, seed):
+        """Bernoulli means of p(x|h1) for h drawn from the generative model.
+
+        Args:
+            n: int, how many images.
+            seed: int Tensor [2].
+
+        Returns:
+            float Tensor [n, n_pixels] in [0, 1].
+        """
+        seed_top, seed_h1 = tf.unstack(tfp.random.split_seed(seed, n=2))
+        h = self.prior().sample(n, seed=seed_top)
+        if self.stochastic_layers == 2:
+            h = self.p_h1_given_h2(h).sample(seed=seed_h1)
+        return tf.sigmoid(self.p_x_given_h1_net(h))

@@ -1,0 +1,359 @@
+"""Training: config, the paper's schedule, the fused XLA step, checkpoints.
+
+One XLA-compiled call runs a block of up to `steps_per_call` Adam steps on
+batches gathered from the training set held in memory, so at the paper's
+batch of 20 the per-step Python and dispatch cost vanishes. All randomness
+(data order, importance samples, dynamic binarization) is a stateless
+function of (seed, epoch) or (seed, step), so a run repeats exactly and a
+checkpoint needs only the weights, Adam's state and the step counter.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from iwae_tf import evaluate
+from iwae_tf import models
+from iwae_tf import objectives
+
+PAPER_STAGES = 8  # i = 0..7
+PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
+CHECKPOINT_DIR = 'checkpoints'
+CONFIG_FILE = 'config.json'
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss, a mismatched resume)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run. Field names = flag names."""
+    dataset: str = 'binarized_mnist'
+    objective: str = 'iwae_elbo'
+    n_samples: int = 5
+    stochastic_layers: int = 1
+    init: str = 'paper'
+    epochs: int = -1  # -1: the paper's 3,280-epoch schedule.
+    batch_size: int = 20
+    seed: int = 1
+    learning_rate: float = 1e-3  # lr of stage 0; stage i uses lr 10^(-i/7).
+    adam_epsilon: float = 1e-4
+    max_train_examples: int = None
+    steps_per_call: int = 500
+    checkpoint_every_secs: float = 600.0
+    eval_every_epochs: int = 1  # validation bound and prior samples.
+
+    def __post_init__(self):
+        objectives.get_objective(self.objective)
+        models.check_init(self.init)
+        models.check_stochastic_layers(self.stochastic_layers)
+        for name in ('n_samples', 'batch_size', 'steps_per_call',
+                     'eval_every_epochs'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got '
+                                 f'{getattr(self, name)}')
+        if self.epochs == 0 or self.epochs < -1:
+            raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
+                             f'schedule; got {self.epochs}')
+        if self.learning_rate <= 0 or self.adam_epsilon <= 0:
+            raise ValueError('learning_rate and adam_epsilon must be > 0')
+
+    @property
+    def total_epochs(self):
+        return PAPER_EPOCHS if self.epochs == -1 else self.epochs
+
+
+# Fields that must match for --resume to continue a run.
+_RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
+                  'init', 'batch_size', 'seed', 'max_train_examples')
+
+
+def schedule(epoch, base_learning_rate=1e-3):
+    """The paper's schedule (section 5): 3^i epochs at lr 1e-3 * 10^(-i/7).
+
+    A short run (--epochs N) follows the same schedule for its N epochs.
+
+    Args:
+        epoch: int >= 0.
+        base_learning_rate: the learning rate of stage 0.
+
+    Returns:
+        (stage i, learning rate). Epochs beyond the paper's 3,280 stay in
+        the last stage.
+    """
+    stage, end = 0, 1
+    while epoch >= end and stage < PAPER_STAGES - 1:
+        stage += 1
+        end += 3**stage
+    return stage, base_learning_rate * 10.0**(-stage / 7.0)
+
+
+def is_stage_end(epoch):
+    """Whether epoch (0-based) is the last epoch of a paper stage."""
+    return schedule(epoch + 1)[0] != schedule(epoch)[0] or \
+        epoch + 1 == PAPER_EPOCHS
+
+
+def epoch_order(n_examples, seed, epoch):
+    """The data order of an epoch: a permutation that depends on (seed, epoch).
+
+    Returns:
+        int32 array [n_examples].
+    """
+    rng = np.random.default_rng([seed, epoch, 0x17AE])
+    return rng.permutation(n_examples).astype(np.int32)
+
+
+def make_optimizer(config):
+    """Adam with the paper's beta1 .9, beta2 .999, epsilon 1e-4."""
+    return keras.optimizers.Adam(learning_rate=config.learning_rate,
+                                 beta_1=0.9, beta_2=0.999,
+                                 epsilon=config.adam_epsilon)
+
+
+def make_model(config, dataset):
+    """The config's model, output bias set from the training pixel means."""
+    return models.IWAEModel(
+        stochastic_layers=config.stochastic_layers,
+        n_pixels=dataset.train.shape[1], init=config.init,
+        output_bias=models.output_bias_from_pixel_means(
+            dataset.train_pixel_means),
+        seed=config.seed)
+
+
+def make_train_step(model, optimizer, config, dynamic_binarization):
+    """One optimizer step as a plain Python function of (x, seed).
+
+    Args:
+        model: IWAEModel.
+        optimizer: a built keras optimizer.
+        config: TrainConfig.
+        dynamic_binarization: sample 0/1 pixels from the grey values of x.
+
+    Returns:
+        step(x [batch, n_pixels] float, seed int32 [2]) -> mean bound
+        (float scalar); wrap it in tf.function with or without XLA.
+    """
+    bound = objectives.get_objective(config.objective)
+    variables = model.trainable_variables
+
+    def step(x, seed):
+        sample_seed, binarize_seed = tf.unstack(
+            tfp.random.split_seed(seed, n=2))
+        if dynamic_binarization:
+            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), binarize_seed)
+                        < x, tf.float32)
+        with tf.GradientTape() as tape:
+            mean_bound = tf.reduce_mean(
+                bound(model.log_weights(x, config.n_samples, sample_seed)))
+            loss = -mean_bound
+        grads = tape.gradient(loss, variables)
+        optimizer.apply(grads, variables)
+        return mean_bound
+    return step
+
+
+def make_train_block(step, seed):
+    """Many steps in one XLA call: the training loop's inner block.
+
+    Args:
+        step: from make_train_step.
+        seed: int, the run's seed.
+
+    Returns:
+        block(x_train [n, n_pixels], batch_indices int32 [steps_per_call,
+        batch], n_steps int32, first_step int32) -> bounds float [steps_per_call]
+        (entries past n_steps are 0). Step s uses the seed (seed, s).
+    """
+    @tf.function(jit_compile=True)
+    def block(x_train, batch_indices, n_steps, first_step):
+        bounds = tf.TensorArray(tf.float32, size=batch_indices.shape[0])
+        for i in tf.range(n_steps):
+            x = tf.gather(x_train, batch_indices[i])  # [batch, n_pixels]
+            step_seed = tf.stack([tf.constant(seed, tf.int32), first_step + i])
+            bounds = bounds.write(i, step(x, step_seed))
+        for i in tf.range(n_steps, batch_indices.shape[0]):
+            bounds = bounds.write(i, 0.0)
+        return bounds.stack()
+    return block
+
+
+def write_json_atomically(path, obj):
+    """Writes JSON to path via a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
+                                     suffix='.tmp') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        tmp = f.name
+    os.replace(tmp, path)
+
+
+def _check_resume(config, logdir):
+    path = os.path.join(logdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    for name in _RESUME_FIELDS:
+        if saved.get(name) != getattr(config, name):
+            raise TrainingError(
+                f'--resume: {logdir} holds a run with {name}='
+                f'{saved.get(name)!r}, not {getattr(config, name)!r}; use '
+                'another --logdir or the same settings')
+
+
+def image_grid(pixel_means, columns=10):
+    """float [n, 784] -> float [1, rows*28, columns*28, 1] for TensorBoard."""
+    n = pixel_means.shape[0]
+    side = int(round(pixel_means.shape[1] ** 0.5))
+    rows = -(-n // columns)
+    images = np.zeros((rows * columns, side, side), np.float32)
+    images[:n] = pixel_means.reshape(n, side, side)
+    grid = images.reshape(rows, columns, side, side).transpose(0, 2, 1, 3)
+    return grid.reshape(1, rows * side, columns * side, 1)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: models.IWAEModel
+    examples_per_second: float  # None when every call included compiling.
+    wall_time_s: float
+    final_train_bound: float
+
+
+def train(config, dataset, logdir, resume=False, log=print, progress=True,
+          stop_after_steps=None):
+    """Trains config's model on dataset.train, checkpointing into logdir.
+
+    Args:
+        config: TrainConfig.
+        dataset: data.Dataset.
+        logdir: folder for checkpoints, config.json and TensorBoard events.
+        resume: continue from the latest checkpoint in logdir, if any.
+        log: function taking one line of text.
+        progress: show a progress bar per epoch.
+        stop_after_steps: checkpoint and return at the first block boundary
+            at or after this many steps in all, as if preempted there.
+
+    Returns:
+        TrainResult.
+
+    Raises:
+        TrainingError: a non-finite bound, or --resume with another config.
+    """
+    start_time = time.time()
+    os.makedirs(logdir, exist_ok=True)
+    if resume:
+        _check_resume(config, logdir)
+    write_json_atomically(os.path.join(logdir, CONFIG_FILE),
+                          dataclasses.asdict(config))
+
+    n_train = len(dataset.train)
+    if config.batch_size > n_train:
+        raise ValueError(f'batch_size {config.batch_size} is larger than the '
+                         f'{n_train} training examples')
+    steps_per_epoch = n_train // config.batch_size  # The remainder is dropped.
+    steps_per_call = min(config.steps_per_call, steps_per_epoch)
+
+    model = make_model(config, dataset)
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    step_counter = tf.Variable(0, dtype=tf.int64, name='step')
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                     step=step_counter)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(logdir, CHECKPOINT_DIR), max_to_keep=3)
+    if resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        log(f'resumed from {manager.latest_checkpoint} at step '
+            f'{int(step_counter.numpy())}')
+
+    block = make_train_block(
+        make_train_step(model, optimizer, config,
+                        dataset.binarization == 'dynamic'), config.seed)
+    evaluator = evaluate.Evaluator(model, seed=config.seed)
+    x_train = tf.constant(dataset.train, tf.float32)
+    writer = tf.summary.create_file_writer(logdir)
+    prior_seed = tf.constant([config.seed, 7], tf.int32)
+
+    step = int(step_counter.numpy())
+    last_save = time.time()
+    train_time, train_examples, first_call = 0.0, 0, True
+    epoch_bound = float('nan')
+    for epoch in range(step // steps_per_epoch, config.total_epochs):
+        stage, learning_rate = schedule(epoch, config.learning_rate)
+        optimizer.learning_rate = learning_rate
+        order = epoch_order(n_train, config.seed, epoch)
+        bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \
+            if progress else None
+        bounds = []
+        for offset in range(step % steps_per_epoch, steps_per_epoch,
+                            steps_per_call):
+            n_steps = min(steps_per_call, steps_per_epoch - offset)
+            indices = np.zeros((steps_per_call, config.batch_size), np.int32)
+            indices[:n_steps] = order[
+                offset * config.batch_size:(offset + n_steps) *
+                config.batch_size].reshape(n_steps, config.batch_size)
+            t0 = time.time()
+            block_bounds = block(x_train, tf.constant(indices),
+                                 tf.constant(n_steps, tf.int32),
+                                 tf.constant(step, tf.int32)).numpy()[:n_steps]
+            if not first_call:  # The first call includes compilation.
+                train_time += time.time() - t0
+                train_examples += n_steps * config.batch_size
+            first_call = False
+            bad = np.flatnonzero(~np.isfinite(block_bounds))
+            if bad.size:
+                raise TrainingError(
+                    f'non-finite bound at epoch {epoch + 1}, step '
+                    f'{step + int(bad[0]) + 1}; the last good checkpoint in '
+                    f'{manager.directory} is kept (rerun with --resume, '
+                    'perhaps with a lower --learning_rate)')
+            step += n_steps
+            step_counter.assign(step)
+            bounds.extend(block_bounds.tolist())
+            if bar:
+                bar.update(step - epoch * steps_per_epoch,
+                           [('bound', float(np.mean(bounds)))])
+            if time.time() - last_save > config.checkpoint_every_secs:
+                manager.save(checkpoint_number=step)
+                last_save = time.time()
+            if stop_after_steps is not None and step >= stop_after_steps:
+                break
+        if stop_after_steps is not None and step >= stop_after_steps:
+            manager.save(checkpoint_number=step)
+            break
+
+        epoch_bound = float(np.mean(bounds)) if bounds else epoch_bound
+        with writer.as_default(step=epoch + 1):
+            tf.summary.scalar('train/bound', epoch_bound)
+            tf.summary.scalar('learning_rate', learning_rate)
+            tf.summary.scalar('stage', stage)
+            if (epoch + 1) % config.eval_every_epochs == 0 or \
+                    epoch + 1 == config.total_epochs:
+                validation = evaluator.mean_bound(
+                    dataset.validation, config.objective, config.n_samples)
+                tf.summary.scalar('validation/bound', validation)
+                tf.summary.image('prior_samples', image_grid(
+                    model.sample_pixel_means(100, prior_seed).numpy()))
+                log(f'epoch {epoch + 1}/{config.total_epochs} stage {stage} '
+                    f'lr {learning_rate:.2e}: train bound {epoch_bound:.3f}, '
+                    f'validation bound {validation:.3f}')
+        if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
+            manager.save(checkpoint_number=step)
+            last_save = time.time()
+    writer.flush()
+    return TrainResult(
+        model=model,
+        examples_per_second=(train_examples / train_time
+                             if train_time > 0 else None),
+        wall_time_s=time.time() - start_time,
+        final_train_bound=epoch_bound)

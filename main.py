@@ -1,0 +1,160 @@
+"""Trains and evaluates a VAE or IWAE of Burda et al. (2016) from flags.
+
+  python main.py --objective iwae_elbo --n_samples 5 --init he_uniform
+  python main.py --flagfile flags/mnist_1layer_iwae_k50.flags
+
+Writes checkpoints, TensorBoard events and results.json into --logdir.
+Tasks in tasks/ import this module to share its flags.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TF is imported.
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from iwae_tf import data
+from iwae_tf import evaluate
+from iwae_tf import models
+from iwae_tf import objectives
+from iwae_tf import train
+
+_FLAGS_BEFORE = set(flags.FLAGS)
+# Data.
+flags.DEFINE_enum('dataset', 'binarized_mnist', data.DATASETS,
+                  'binarized_mnist: fixed binarization; mnist: grey-scale, '
+                  'binarized dynamically (paper table 1); omniglot.')
+flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
+                    'Folder of local data files (see README), else '
+                    'tensorflow-datasets\' folder. Default: $IWAE_DATA_DIR.')
+flags.DEFINE_bool('download', True, 'Let tensorflow-datasets download data '
+                  'that is not found locally.')
+flags.DEFINE_integer('max_train_examples', None, 'Train on a seeded random '
+                     'subset of this many examples (quick runs).',
+                     lower_bound=1)
+flags.DEFINE_integer('max_test_examples', None, 'Evaluate on a seeded random '
+                     'subset of this many test images (quick runs).',
+                     lower_bound=1)
+# Model and objective.
+flags.DEFINE_enum('objective', 'iwae_elbo', list(objectives.OBJECTIVES),
+                  'vae_elbo (mean of log-weights) or iwae_elbo (L_k).')
+flags.DEFINE_integer('n_samples', 5, 'k, importance samples per example.',
+                     lower_bound=1)
+flags.DEFINE_integer('stochastic_layers', 1, '1 or 2 stochastic layers.')
+flags.DEFINE_enum('init', 'paper', list(models.INITIALIZERS),
+                  'Weight initialisation; paper = the authors\' code '
+                  '(= xavier_uniform).')
+# Training.
+flags.DEFINE_integer('epochs', -1, 'Epochs; -1 runs the paper\'s schedule '
+                     '(3,280 epochs). A short run follows the same schedule.',
+                     lower_bound=-1)
+flags.DEFINE_integer('batch_size', 20, 'Examples per step.', lower_bound=1)
+flags.DEFINE_float('learning_rate', 1e-3, 'Learning rate of stage 0.')
+flags.DEFINE_float('adam_epsilon', 1e-4, 'Adam\'s epsilon (the paper: 1e-4).')
+flags.DEFINE_integer('seed', 1, 'Seed of weights, data order and samples.')
+flags.DEFINE_integer('steps_per_call', 500, 'Optimizer steps fused into one '
+                     'XLA call.', lower_bound=1)
+flags.DEFINE_float('checkpoint_every_secs', 600, 'Also checkpoint this often '
+                   '(checkpoints are always written at stage ends).')
+flags.DEFINE_integer('eval_every_epochs', 1, 'Validation bound and prior '
+                     'samples to TensorBoard every this many epochs.',
+                     lower_bound=1)
+flags.DEFINE_string('logdir', None, 'Output folder. Default: '
+                    'runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS.')
+flags.DEFINE_bool('resume', False, 'Continue from the latest checkpoint in '
+                  '--logdir.')
+flags.DEFINE_bool('progress', True, 'Show progress bars.')
+# Evaluation.
+flags.DEFINE_integer('eval_samples', 5000, 'k of the log-likelihood estimate '
+                     '(the paper uses 5000).', lower_bound=1)
+flags.DEFINE_bool('eval_train', False, 'Also estimate the training set '
+                  'log-likelihood (slow: 5x the test set).')
+
+flags.register_validator('stochastic_layers', lambda v: v in (1, 2),
+                         message='--stochastic_layers must be 1 or 2')
+
+FLAGS = flags.FLAGS
+MAIN_FLAGS = sorted(set(FLAGS) - _FLAGS_BEFORE)  # Recorded in results.json.
+
+
+def config_from_flags():
+    """The TrainConfig that the flags describe."""
+    names = {f.name for f in dataclasses.fields(train.TrainConfig)}
+    return train.TrainConfig(**{n: FLAGS[n].value for n in names})
+
+
+def default_logdir(config):
+    return os.path.join('runs', f'{config.dataset}_{config.stochastic_layers}'
+                        f'layer_{config.objective}_k{config.n_samples}_'
+                        f'{config.init}_seed{config.seed}')
+
+
+def load_data_from_flags():
+    """The dataset that the flags describe, subsets taken."""
+    dataset = data.load_dataset(FLAGS.dataset, FLAGS.data_dir, FLAGS.download)
+    return dataset.subset(FLAGS.max_train_examples, FLAGS.max_test_examples,
+                          FLAGS.seed)
+
+
+def run(config, dataset, logdir):
+    """Trains, evaluates, writes results.json; returns the results dict."""
+    log = print
+    log(f'{dataset.name} from {dataset.source}: {len(dataset.train)} train, '
+        f'{len(dataset.test)} test images; logdir {logdir}')
+    result = train.train(config, dataset, logdir, resume=FLAGS.resume,
+                         log=log, progress=FLAGS.progress)
+
+    evaluator = evaluate.Evaluator(result.model, seed=config.seed)
+    t0 = time.time()
+    test_ll = evaluator.log_likelihood(dataset.test, FLAGS.eval_samples,
+                                       progress=FLAGS.progress).mean()
+    eval_rate = len(dataset.test) / (time.time() - t0)
+    log(f'test log-likelihood (k={FLAGS.eval_samples}): {test_ll:.3f}')
+    activities = evaluator.unit_activities(dataset.test)
+    active = evaluate.active_units(activities)
+    log(f'active units per stochastic layer: {active}')
+    pruned_ll = evaluator.log_likelihood(
+        dataset.test, FLAGS.eval_samples, progress=FLAGS.progress,
+        unit_masks=evaluate.active_unit_masks(activities)).mean()
+    log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
+    results = dict(
+        config={name: FLAGS[name].value for name in MAIN_FLAGS},
+        test_log_likelihood=float(test_ll),
+        active_units=active,
+        unit_activities=[a.tolist() for a in activities],
+        pruned_test_log_likelihood=float(pruned_ll),
+        train_examples_per_second=result.examples_per_second,
+        test_images_per_second=eval_rate,
+        final_train_bound=result.final_train_bound,
+        wall_time_s=result.wall_time_s,
+    )
+    if FLAGS.eval_train:
+        train_ll = evaluator.log_likelihood(
+            dataset.binarized_train(), FLAGS.eval_samples,
+            progress=FLAGS.progress).mean()
+        log(f'train log-likelihood (k={FLAGS.eval_samples}): {train_ll:.3f}')
+        results['train_log_likelihood'] = float(train_ll)
+    results['wall_time_s'] = result.wall_time_s + (time.time() - t0)
+    train.write_json_atomically(os.path.join(logdir, 'results.json'), results)
+    log(f'wrote {os.path.join(logdir, "results.json")}')
+    return results
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # TF's info lines drown ours.
+    try:
+        config = config_from_flags()
+        logdir = FLAGS.logdir or default_logdir(config)
+        run(config, load_data_from_flags(), logdir)
+    except (data.DataError, train.TrainingError, ValueError, OSError) as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    app.run(main)
