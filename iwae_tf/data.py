@@ -158,20 +158,27 @@ def _open_maybe_gzip(path):
 
 # Fixed-binarization MNIST.
 
-def _binarized_mnist_from_npz(path):
+def _read_npz(path, keys):
+    """Reads arrays `keys` from an npz file; returns the open file's dict."""
     try:
         with np.load(path) as f:
-            arrays = {k: f[k] for k in ('x_train', 'x_valid', 'x_test')}
-            labels = f['y_test'] if 'y_test' in f else None
-    except KeyError as e:
-        raise DataError(f'{path} lacks key {e}: it needs x_train, x_valid, '
-                        'x_test (see shared/data/README.md)') from None
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise DataError(f'{path} lacks {", ".join(missing)}: it needs '
+                                f'{", ".join(keys)} (see README.md)')
+            return {k: f[k] for k in f.files}
+    except DataError:
+        raise
     except Exception as e:  # zipfile.BadZipFile, OSError, ValueError, EOFError
         raise DataError(f'{path} is corrupt or not an npz file ({e}); '
                         'replace it with a fresh copy') from None
-    splits = [arrays[k].astype(np.float32) for k in ('x_train', 'x_valid',
-                                                      'x_test')]
-    return splits, labels
+
+
+def _binarized_mnist_from_npz(path):
+    arrays = _read_npz(path, ('x_train', 'x_valid', 'x_test'))
+    splits = [arrays[k].astype(np.float32)
+              for k in ('x_train', 'x_valid', 'x_test')]
+    return splits, arrays.get('y_test')
 
 
 def _read_amat(path):
@@ -278,16 +285,9 @@ def load_mnist(data_dir=None, download=False, n_validation=10000):
     idx = _mnist_idx_paths(dirs)
     if npz:
         source = npz[0]
-        try:
-            with np.load(source) as f:
-                x_train, y_train, x_test, y_test = (
-                    f[k] for k in ('x_train', 'y_train', 'x_test', 'y_test'))
-        except KeyError as e:
-            raise DataError(f'{source} lacks key {e}: it needs x_train, '
-                            'y_train, x_test, y_test') from None
-        except Exception as e:
-            raise DataError(f'{source} is corrupt or not an npz file ({e}); '
-                            'replace it with a fresh copy') from None
+        arrays = _read_npz(source, ('x_train', 'y_train', 'x_test', 'y_test'))
+        x_train, y_train, x_test, y_test = (
+            arrays[k] for k in ('x_train', 'y_train', 'x_test', 'y_test'))
     elif idx:
         source = os.path.dirname(idx[0])
         x_train, y_train, x_test, y_test = (_read_idx(p) for p in idx)

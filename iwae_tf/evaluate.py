@@ -130,6 +130,9 @@ class Evaluator:
     def log_weights_in_chunks(self, x, n_samples, chunk_samples):
         """The log-weights log_likelihood draws for one batch (for tests).
 
+        Compiled like log_likelihood: stateless draws under XLA differ from
+        eager ones for the same seed.
+
         Args:
             x: float array [batch, n_pixels].
 
@@ -137,11 +140,13 @@ class Evaluator:
             float array [n_samples, batch]: chunk c holds rows
             c*chunk_samples ... (c+1)*chunk_samples - 1.
         """
+        @tf.function(jit_compile=True)
+        def chunk(x, c):
+            return self.model.log_weights(x, chunk_samples,
+                                          self._chunk_seed(0, c))
         x = tf.constant(x, tf.float32)
-        return np.concatenate([
-            self.model.log_weights(x, chunk_samples,
-                                   self._chunk_seed(tf.constant(0), c)).numpy()
-            for c in range(n_samples // chunk_samples)])
+        return np.concatenate([chunk(x, tf.constant(c)).numpy()
+                               for c in range(n_samples // chunk_samples)])
 
     def mean_bound(self, x, objective, n_samples, batch_size=100,
                    batches_per_call=20):
@@ -188,20 +193,23 @@ class Evaluator:
             list of float64 arrays [units], one per stochastic layer.
         """
         key = ('means', n_samples)
-        layers = self.model.stochastic_layers
         if key not in self._compiled:
             @tf.function(jit_compile=True)
-            def fn(x_batch, batch):
-                return self.model.posterior_means(
-                    x_batch, n_samples, self._chunk_seed(batch, -2))
+            def fn(x_batches, first_batch):
+                # -> [m, batch, sum of units]: the layers side by side.
+                out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
+                for i in tf.range(tf.shape(x_batches)[0]):
+                    means = self.model.posterior_means(
+                        x_batches[i], n_samples,
+                        self._chunk_seed(first_batch + i, -2))
+                    out = out.write(i, tf.concat(means, axis=-1))
+                return out.stack()
             self._compiled[key] = fn
-        means = [[] for _ in range(layers)]
-        for b, start in enumerate(range(0, len(x), batch_size)):
-            x_batch = tf.constant(x[start:start + batch_size], tf.float32)
-            for layer, m in enumerate(self._compiled[key](x_batch, b)):
-                means[layer].append(m.numpy())
-        return [np.var(np.concatenate(m).astype(np.float64), axis=0)
-                for m in means]
+        means = _map_batches(self._compiled[key], x, batch_size,
+                             batches_per_call=1)  # [n, sum of units]
+        bounds = np.cumsum((0,) + tuple(self.model.latent_units))
+        return [np.var(means[:, lo:hi].astype(np.float64), axis=0)
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def active_units(activities, threshold=ACTIVITY_THRESHOLD):

@@ -1,0 +1,93 @@
+"""The streamed k=5000 estimator, dataset bounds and active units."""
+
+import numpy as np
+import tensorflow as tf
+
+from iwae_tf import evaluate
+from iwae_tf import models
+from iwae_tf import objectives
+
+TINY = dict(stochastic_layers=2, n_pixels=6, latent_units=(3, 2),
+            hidden_units=((8,), (5,)))
+
+
+def images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, 6)) < 0.4).astype(np.float32)
+
+
+class LogLikelihoodTest(tf.test.TestCase):
+
+    def test_streamed_equals_unstreamed(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY), seed=4)
+        x = images(5)
+        streamed = evaluator.log_likelihood(x, n_samples=600, chunk_samples=50,
+                                            batch_size=5)
+        log_w = evaluator.log_weights_in_chunks(x, 600, 50)  # [600, 5]
+        self.assertAllClose(streamed, objectives.iwae_elbo(log_w),
+                            atol=1e-5, rtol=0)
+
+    def test_chunk_is_lowered_to_divide_k(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
+        x = images(4)
+        self.assertAllClose(
+            evaluator.log_likelihood(x, 30, chunk_samples=7, batch_size=4),
+            objectives.iwae_elbo(evaluator.log_weights_in_chunks(x, 30, 6)),
+            atol=1e-5, rtol=0)
+
+    def test_padding_and_many_calls(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
+        values = evaluator.log_likelihood(images(23), 20, batch_size=4,
+                                          batches_per_call=2)
+        self.assertEqual(values.shape, (23,))
+        self.assertTrue(np.all(np.isfinite(values)))
+        self.assertAllLess(values, 0.0)
+
+    def test_above_the_vae_bound(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
+        x = images(40)
+        vae = evaluator.mean_bound(x, 'vae_elbo', 1, batch_size=8)
+        log_likelihood = evaluator.log_likelihood(x, 2000).mean()
+        self.assertGreater(log_likelihood, vae)
+
+    def test_bad_k(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
+        with self.assertRaisesRegex(ValueError, 'eval_samples must be >= 1'):
+            evaluator.log_likelihood(images(2), 0)
+
+
+class ActiveUnitsTest(tf.test.TestCase):
+
+    def test_a_constant_unit_is_inactive(self):
+        model = models.IWAEModel(seed=1, **TINY)
+        mean = model.q_h1_given_x_net.mean
+        kernel = mean.kernel.numpy()
+        kernel[:, 1] = 0.0  # E_q[h1_1 | x] is now the same for every x
+        mean.kernel.assign(kernel)
+        evaluator = evaluate.Evaluator(model)
+        activities = evaluator.unit_activities(images(300), batch_size=64)
+        self.assertEqual([a.shape for a in activities], [(3,), (2,)])
+        self.assertAllClose(activities[0][1], 0.0, atol=1e-12)
+        self.assertEqual(evaluate.active_units(activities, 1e-6)[0], 2)
+        self.assertAllEqual(evaluate.active_unit_masks(activities, 1e-6)[0],
+                            [1, 0, 1])
+
+    def test_activity_is_variance_of_posterior_means(self):
+        model = models.IWAEModel(seed=1, **TINY)
+        x = images(50)
+        activities = evaluate.Evaluator(model).unit_activities(x)
+        self.assertAllClose(activities[0],
+                            np.var(model.q_h1_given_x(x).mean().numpy(), 0),
+                            rtol=1e-5)
+
+    def test_keeping_every_unit_changes_nothing(self):
+        evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
+        x = images(6)
+        self.assertAllClose(
+            evaluator.log_likelihood(x, 40),
+            evaluator.log_likelihood(x, 40, unit_masks=[np.ones(3),
+                                                        np.ones(2)]))
+
+
+if __name__ == '__main__':
+    tf.test.main()
