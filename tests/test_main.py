@@ -1,7 +1,9 @@
 """main.py end to end on tiny data, and its one-line errors on bad input."""
 
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -74,6 +76,26 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn('error: batch_size 500 is larger than the 100', err)
         self.assertNotIn('Traceback', err)
+
+
+class FlagfileTest(tf.test.TestCase):
+
+    def test_every_flagfile_gives_the_config_its_name_says(self):
+        sys.path.insert(0, ROOT)
+        import main  # Defines the flags.
+        paths = sorted(glob.glob(os.path.join(ROOT, 'flags', '*.flags')))
+        self.assertLen(paths, 36)
+        pattern = re.compile(r'(\w+)_(\d)layer_(vae|iwae)_k(\d+)\.flags$')
+        for path in paths:
+            dataset, layers, objective, k = pattern.search(path).groups()
+            main.FLAGS.unparse_flags()
+            main.FLAGS(['main.py', f'--flagfile={path}'])
+            config = main.config_from_flags()
+            self.assertEqual(
+                (config.dataset, config.stochastic_layers, config.objective,
+                 config.n_samples, config.epochs),
+                (dataset, int(layers), f'{objective}_elbo', int(k), -1), path)
+        main.FLAGS.unparse_flags()
 
 
 if __name__ == '__main__':

@@ -1,0 +1,252 @@
+"""Training and evaluation throughput, against the machine's matmul rate.
+
+  python bench/throughput.py                       # all of it, ~3 minutes
+  python bench/throughput.py --configs 1:5 --no_eval
+
+Prints, at the paper's batch of 20 for each (stochastic layers, k):
+  fused   the training loop: many Adam steps in one XLA call (train.py)
+  step    one step per call, tf.function without XLA (a straightforward TF2
+          implementation)
+  xla1    one step per call, tf.function(jit_compile=True)
+  torch   an idiomatic PyTorch loop of the same model, if torch is installed
+with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
+float32 matmul rate measured here; then the k=5000 evaluation in test
+images/s, likewise. All ratios come from this one run.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+
+from iwae_tf import data
+from iwae_tf import evaluate
+from iwae_tf import train
+
+flags.DEFINE_list('configs', ['1:5', '1:50', '2:5', '2:50'],
+                  'stochastic_layers:n_samples pairs to time.')
+flags.DEFINE_integer('steps', 1500, 'Training steps timed per variant.')
+flags.DEFINE_integer('eval_images', 100, 'Test images for the k=5000 rate.')
+flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
+flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
+flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
+                    'Folder with binarized_mnist.npz; random data if unset.')
+FLAGS = flags.FLAGS
+
+BATCH = 20
+
+
+def matmul_gflops(n=2048, repeats=20):
+    """float32 GFLOP/s of an n x n matmul under XLA: the machine's rate."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+
+    @tf.function(jit_compile=True)
+    def chain(a, b):
+        for _ in range(repeats):
+            a = tf.matmul(a, b) * (1.0 / n)
+        return a
+    chain(a, b).numpy()
+    best = min(_timed(lambda: chain(a, b).numpy()) for _ in range(3))
+    return 2 * n**3 * repeats / best / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def forward_macs(model, n_samples):
+    """Multiply-adds of one forward pass per example: q(h1|x) once, the
+    rest once per importance sample."""
+    per_x, per_sample = 0, 0
+    for v in model.trainable_variables:
+        if len(v.shape) != 2:
+            continue
+        macs = int(v.shape[0]) * int(v.shape[1])
+        if v.path.startswith('q_h1_given_x'):
+            per_x += macs
+        else:
+            per_sample += macs
+    return per_x + n_samples * per_sample
+
+
+def training_data():
+    if FLAGS.data_dir:
+        return data.load_dataset('binarized_mnist', FLAGS.data_dir)
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(10000, 784)) < 0.13).astype(np.float32)
+    return data.Dataset('random', x, x[:1000], x[:1000], 'fixed')
+
+
+def time_tf_variants(dataset, layers, k):
+    """examples/s of the fused loop, one step per call, and XLA per call."""
+    config = train.TrainConfig(stochastic_layers=layers, n_samples=k)
+    results = {}
+    steps = FLAGS.steps
+    order = train.epoch_order(len(dataset.train), 0, 0)
+    indices = order[:steps * BATCH].reshape(steps, BATCH)
+    x_train = tf.constant(dataset.train)
+    for variant in ('fused', 'step', 'xla1'):
+        model = train.make_model(config, dataset)
+        optimizer = train.make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        step = train.make_train_step(model, optimizer, config, False)
+        if variant == 'fused':
+            block = train.make_train_block(step, seed=0)
+            calls = [tf.constant(indices[i:i + 500])
+                     for i in range(0, steps, 500)]
+            block(x_train, calls[0], tf.constant(500), tf.constant(0))
+
+            def run():
+                for c, idx in enumerate(calls):
+                    block(x_train, idx, tf.constant(500),
+                          tf.constant(c * 500)).numpy()
+        else:
+            fn = tf.function(step, jit_compile=(variant == 'xla1'))
+            batches = [tf.constant(dataset.train[i]) for i in indices]
+            seeds = [tf.constant([0, i], tf.int32) for i in range(steps)]
+            fn(batches[0], seeds[0])
+
+            def run():
+                for x, s in zip(batches, seeds):
+                    out = fn(x, s)
+                out.numpy()
+        results[variant] = steps * BATCH / min(_timed(run) for _ in range(2))
+    return results, forward_macs(model, k)
+
+
+def time_torch(layers, k, steps):
+    """examples/s of a plain PyTorch IWAE training loop (idiomatic code:
+    nn.Linear, Normal rsample, logsumexp, torch.optim.Adam)."""
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count())
+
+    def mlp(i, hidden, o):
+        dims = [i] + hidden
+        layers_ = []
+        for a, b in zip(dims, dims[1:]):
+            layers_ += [nn.Linear(a, b), nn.Tanh()]
+        return nn.Sequential(*layers_), nn.Linear(dims[-1], o), \
+            nn.Linear(dims[-1], o)
+
+    class Gaussian(nn.Module):
+        def __init__(self, i, hidden, o):
+            super().__init__()
+            self.h, self.mean, self.log_sigma = mlp(i, hidden, o)
+
+        def forward(self, x):
+            h = self.h(x)
+            return torch.distributions.Normal(self.mean(h),
+                                              self.log_sigma(h).exp())
+
+    class IWAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if layers == 1:
+                self.q1 = Gaussian(784, [200, 200], 50)
+                self.px = nn.Sequential(*mlp(50, [200, 200], 784)[:2])
+            else:
+                self.q1 = Gaussian(784, [200, 200], 100)
+                self.q2 = Gaussian(100, [100, 100], 50)
+                self.p1 = Gaussian(50, [100, 100], 100)
+                self.px = nn.Sequential(*mlp(100, [200, 200], 784)[:2])
+
+        def forward(self, x):
+            q1 = self.q1(x)
+            h1 = q1.rsample((k,))
+            log_q = q1.log_prob(h1).sum(-1)
+            prior = torch.distributions.Normal(0.0, 1.0)
+            if layers == 1:
+                log_p = prior.log_prob(h1).sum(-1)
+            else:
+                q2 = self.q2(h1)
+                h2 = q2.rsample()
+                log_q = log_q + q2.log_prob(h2).sum(-1)
+                log_p = prior.log_prob(h2).sum(-1) + \
+                    self.p1(h2).log_prob(h1).sum(-1)
+            logits = self.px(h1)
+            log_p_x = -nn.functional.binary_cross_entropy_with_logits(
+                logits, x.expand_as(logits), reduction='none').sum(-1)
+            log_w = log_p_x + log_p - log_q
+            return (torch.logsumexp(log_w, 0) - np.log(k)).mean()
+
+    model = IWAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    x = (torch.rand(steps, BATCH, 784) < 0.13).float()
+
+    def run():
+        for i in range(steps):
+            opt.zero_grad()
+            loss = -model(x[i])
+            loss.backward()
+            opt.step()
+    run()
+    return steps * BATCH / min(_timed(run) for _ in range(2))
+
+
+def main(argv):
+    del argv
+    torch_ok = False
+    if FLAGS.torch:
+        try:
+            import torch  # noqa: F401
+            torch_ok = True
+        except ImportError:
+            print('(PyTorch not installed: its column is skipped)')
+    peak = matmul_gflops()
+    print(f'float32 matmul rate (2048x2048, XLA): {peak:.1f} GFLOP/s')
+    dataset = training_data()
+    print(f'training data: {dataset.name}, batch {BATCH}, {FLAGS.steps} '
+          'steps per variant\n')
+    header = (f'{"layers":>6} {"k":>3} {"fused ex/s":>11} {"step ex/s":>10} '
+              f'{"xla1 ex/s":>10} {"fused/step":>10} {"fused/xla1":>10}')
+    if torch_ok:
+        header += f' {"torch ex/s":>10} {"fused/torch":>11}'
+    header += f' {"GFLOP/ex":>8} {"GFLOP/s":>8} {"of matmul":>9}'
+    print(header)
+    for config in FLAGS.configs:
+        layers, k = (int(v) for v in config.split(':'))
+        rates, macs = time_tf_variants(dataset, layers, k)
+        flops = 3 * 2 * macs  # forward + backward ~ 3 forwards
+        line = (f'{layers:>6} {k:>3} {rates["fused"]:>11.0f} '
+                f'{rates["step"]:>10.0f} {rates["xla1"]:>10.0f} '
+                f'{rates["fused"] / rates["step"]:>9.2f}x '
+                f'{rates["fused"] / rates["xla1"]:>9.2f}x')
+        if torch_ok:
+            torch_rate = time_torch(layers, k, min(FLAGS.steps, 600))
+            line += f' {torch_rate:>10.0f} {rates["fused"] / torch_rate:>10.2f}x'
+        achieved = rates['fused'] * flops / 1e9
+        line += (f' {flops / 1e9:>8.4f} {achieved:>8.1f} '
+                 f'{achieved / peak:>8.0%}')
+        print(line, flush=True)
+
+    if FLAGS.eval:
+        print()
+        for layers in sorted({int(c.split(':')[0]) for c in FLAGS.configs}):
+            config = train.TrainConfig(stochastic_layers=layers)
+            model = train.make_model(config, dataset)
+            evaluator = evaluate.Evaluator(model)
+            x, _ = data.random_subset(dataset.test, FLAGS.eval_images, 0)
+            evaluator.log_likelihood(x[:100], 5000)  # compile
+            seconds = _timed(lambda: evaluator.log_likelihood(x, 5000))
+            rate = len(x) / seconds
+            flops = 2 * forward_macs(model, 5000)
+            achieved = rate * flops / 1e9
+            print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
+                  f'images/s, {flops / 1e9:.2f} GFLOP/image, '
+                  f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul')
+
+
+if __name__ == '__main__':
+    app.run(main)
