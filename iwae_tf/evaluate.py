@@ -38,6 +38,7 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None):
     """Applies a compiled fn(x_batches [m, batch, d], first_batch) -> [m, ...]
     to x in groups of batches_per_call batches; returns rows [n, ...]."""
     batches = _batches(np.asarray(x, np.float32), batch_size)
+    batches_per_call = min(batches_per_call, len(batches))  # No idle padding.
     bar = keras.utils.Progbar(len(x), unit_name='image') if progress else None
     outputs = []
     for start in range(0, len(batches), batches_per_call):
@@ -51,6 +52,25 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None):
         if bar:
             bar.update(min(len(x), (start + batches_per_call) * batch_size))
     return np.concatenate(outputs)[:len(x)]
+
+
+def _compiled_over_batches(per_batch):
+    """An XLA function looping per_batch over image batches in one call.
+
+    Args:
+        per_batch: (x [batch, d], batch index, *args) -> float Tensor
+            [batch, ...].
+
+    Returns:
+        fn(x_batches [m, batch, d], first_batch, *args) -> [m, batch, ...].
+    """
+    @tf.function(jit_compile=True)
+    def fn(x_batches, first_batch, *args):
+        out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
+        for i in tf.range(tf.shape(x_batches)[0]):
+            out = out.write(i, per_batch(x_batches[i], first_batch + i, *args))
+        return out.stack()
+    return fn
 
 
 class Evaluator:
@@ -76,24 +96,17 @@ class Evaluator:
             return self._compiled[key]
         n_chunks = n_samples // chunk_samples
 
-        @tf.function(jit_compile=True)
-        def fn(x_batches, first_batch, unit_masks):
-            # x_batches: [m, batch, n_pixels] -> [m, batch]
-            def one_batch(b, x):
-                running = tf.fill([tf.shape(x)[0]], -np.inf)
-                for c in tf.range(n_chunks):
-                    log_w = self.model.log_weights(
-                        x, chunk_samples, self._chunk_seed(b, c),
-                        unit_masks if masked else None)  # [chunk, batch]
-                    running = tf.reduce_logsumexp(
-                        tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
-                return running - math.log(n_samples)
+        def one_batch(x, b, unit_masks):
+            running = tf.fill([tf.shape(x)[0]], -np.inf)  # log sum of w
+            for c in tf.range(n_chunks):
+                log_w = self.model.log_weights(
+                    x, chunk_samples, self._chunk_seed(b, c),
+                    unit_masks if masked else None)  # [chunk, batch]
+                running = tf.reduce_logsumexp(
+                    tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
+            return running - math.log(n_samples)
 
-            out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
-            for i in tf.range(tf.shape(x_batches)[0]):
-                out = out.write(i, one_batch(first_batch + i, x_batches[i]))
-            return out.stack()
-
+        fn = _compiled_over_batches(one_batch)
         self._compiled[key] = fn
         return fn
 
@@ -163,17 +176,9 @@ class Evaluator:
         key = ('bound', objective, n_samples)
         if key not in self._compiled:
             bound = objectives.get_objective(objective)
-
-            @tf.function(jit_compile=True)
-            def fn(x_batches, first_batch):
-                out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
-                for i in tf.range(tf.shape(x_batches)[0]):
-                    log_w = self.model.log_weights(
-                        x_batches[i], n_samples,
-                        self._chunk_seed(first_batch + i, -1))
-                    out = out.write(i, bound(log_w))
-                return out.stack()
-            self._compiled[key] = fn
+            self._compiled[key] = _compiled_over_batches(
+                lambda x, b: bound(self.model.log_weights(
+                    x, n_samples, self._chunk_seed(b, -1))))
         values = _map_batches(self._compiled[key], x, batch_size,
                               batches_per_call)
         return float(np.mean(values, dtype=np.float64))
@@ -194,17 +199,10 @@ class Evaluator:
         """
         key = ('means', n_samples)
         if key not in self._compiled:
-            @tf.function(jit_compile=True)
-            def fn(x_batches, first_batch):
-                # -> [m, batch, sum of units]: the layers side by side.
-                out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
-                for i in tf.range(tf.shape(x_batches)[0]):
-                    means = self.model.posterior_means(
-                        x_batches[i], n_samples,
-                        self._chunk_seed(first_batch + i, -2))
-                    out = out.write(i, tf.concat(means, axis=-1))
-                return out.stack()
-            self._compiled[key] = fn
+            # The layers side by side: [batch, sum of units].
+            self._compiled[key] = _compiled_over_batches(
+                lambda x, b: tf.concat(self.model.posterior_means(
+                    x, n_samples, self._chunk_seed(b, -2)), axis=-1))
         means = _map_batches(self._compiled[key], x, batch_size,
                              batches_per_call=1)  # [n, sum of units]
         bounds = np.cumsum((0,) + tuple(self.model.latent_units))
