@@ -84,7 +84,8 @@ def training_data():
     if FLAGS.data_dir:
         return data.load_dataset('binarized_mnist', FLAGS.data_dir)
     rng = np.random.default_rng(0)
-    x = (rng.uniform(size=(10000, 784)) < 0.13).astype(np.float32)
+    x = (rng.uniform(size=(max(10000, FLAGS.steps * BATCH), 784))
+         < 0.13).astype(np.float32)
     return data.Dataset('random', x, x[:1000], x[:1000], 'fixed')
 
 
