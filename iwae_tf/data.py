@@ -159,7 +159,7 @@ def _open_maybe_gzip(path):
 # Fixed-binarization MNIST.
 
 def _read_npz(path, keys):
-    """Reads arrays `keys` from an npz file; returns the open file's dict."""
+    """Every array of an npz file as a dict; `keys` must be among them."""
     try:
         with np.load(path) as f:
             missing = [k for k in keys if k not in f.files]

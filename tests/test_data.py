@@ -26,6 +26,11 @@ def write_binarized_npz(folder, n=(6, 4, 5), pixels=784, values=None):
     return arrays
 
 
+def write_bytes(folder, name, content):
+    with open(os.path.join(folder, name), 'wb') as f:
+        f.write(content)
+
+
 def write_idx(path, array):
     header = struct.pack('>HBB', 0, 0x08, array.ndim) + struct.pack(
         '>' + 'I' * array.ndim, *array.shape)
@@ -78,8 +83,8 @@ class BinarizedMnistTest(tf.test.TestCase):
 
     def test_corrupt_npz(self):
         folder = self.get_temp_dir()
-        with open(os.path.join(folder, 'binarized_mnist.npz'), 'wb') as f:
-            f.write(b'PK\x03\x04 this is not a zip archive')
+        write_bytes(folder, 'binarized_mnist.npz',
+                    b'PK\x03\x04 this is not a zip archive')
         with self.assertRaisesRegex(data.DataError, 'corrupt'):
             data.load_binarized_mnist(folder)
 
@@ -175,8 +180,7 @@ class MnistTest(tf.test.TestCase):
         folder = self.get_temp_dir()
         for name in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
                      't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
-            with open(os.path.join(folder, name), 'wb') as f:
-                f.write(b'\x00\x00\x0d\x03garbage')
+            write_bytes(folder, name, b'\x00\x00\x0d\x03garbage')
         with self.assertRaisesRegex(data.DataError, 'corrupt'):
             data.load_mnist(folder)
 
@@ -223,8 +227,7 @@ class OmniglotTest(tf.test.TestCase):
 
     def test_corrupt_zip(self):
         folder = self.get_temp_dir()
-        with open(os.path.join(folder, 'images_background.zip'), 'wb') as f:
-            f.write(b'not a zip')
+        write_bytes(folder, 'images_background.zip', b'not a zip')
         with self.assertRaisesRegex(data.DataError, 'corrupt'):
             data.load_omniglot(folder)
 
