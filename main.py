@@ -109,51 +109,40 @@ def run(config, dataset, logdir):
     result = train.train(config, dataset, logdir, resume=FLAGS.resume,
                          log=log, progress=FLAGS.progress)
 
-    evaluator = evaluate.Evaluator(result.model, seed=config.seed)
     t0 = time.time()
-    test_ll = evaluator.log_likelihood(dataset.test, FLAGS.eval_samples,
-                                       progress=FLAGS.progress).mean()
-    eval_rate = len(dataset.test) / (time.time() - t0)
-    log(f'test log-likelihood (k={FLAGS.eval_samples}): {test_ll:.3f}')
-    activities = evaluator.unit_activities(dataset.test)
-    active = evaluate.active_units(activities)
-    log(f'active units per stochastic layer: {active}')
-    pruned_ll = evaluator.log_likelihood(
-        dataset.test, FLAGS.eval_samples, progress=FLAGS.progress,
-        unit_masks=evaluate.active_unit_masks(activities)).mean()
-    log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
     results = dict(
         config={name: FLAGS[name].value for name in MAIN_FLAGS},
-        test_log_likelihood=float(test_ll),
-        active_units=active,
-        unit_activities=[a.tolist() for a in activities],
-        pruned_test_log_likelihood=float(pruned_ll),
         train_examples_per_second=result.examples_per_second,
-        test_images_per_second=eval_rate,
-        final_train_bound=result.final_train_bound,
-        wall_time_s=result.wall_time_s,
-    )
-    if FLAGS.eval_train:
-        train_ll = evaluator.log_likelihood(
-            dataset.binarized_train(), FLAGS.eval_samples,
-            progress=FLAGS.progress).mean()
-        log(f'train log-likelihood (k={FLAGS.eval_samples}): {train_ll:.3f}')
-        results['train_log_likelihood'] = float(train_ll)
+        final_train_bound=result.final_train_bound)
+    results.update(evaluate.evaluate_model(
+        result.model, dataset, FLAGS.eval_samples, seed=config.seed,
+        train_set=FLAGS.eval_train, log=log, progress=FLAGS.progress))
     results['wall_time_s'] = result.wall_time_s + (time.time() - t0)
     train.write_json_atomically(os.path.join(logdir, 'results.json'), results)
     log(f'wrote {os.path.join(logdir, "results.json")}')
     return results
 
 
-def main(argv):
-    del argv
+def exit_on_error(fn):
+    """Calls fn(); bad input ends the program with a one-line error.
+
+    Shared by the tasks, so every entry point fails the same way.
+    """
     logging.set_verbosity(logging.WARNING)  # TF's info lines drown ours.
     try:
-        config = config_from_flags()
-        logdir = FLAGS.logdir or default_logdir(config)
-        run(config, load_data_from_flags(), logdir)
+        return fn()
     except (data.DataError, train.TrainingError, ValueError, OSError) as e:
         sys.exit(f'error: {e}')
+
+
+def main(argv):
+    del argv
+
+    def train_and_evaluate():
+        config = config_from_flags()
+        run(config, load_data_from_flags(),
+            FLAGS.logdir or default_logdir(config))
+    exit_on_error(train_and_evaluate)
 
 
 if __name__ == '__main__':

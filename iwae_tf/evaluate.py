@@ -7,6 +7,7 @@ and chunks both loop inside one XLA-compiled call.
 """
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -218,3 +219,82 @@ def active_units(activities, threshold=ACTIVITY_THRESHOLD):
 def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
     """0/1 float32 masks of the active units, per layer."""
     return [(a > threshold).astype(np.float32) for a in activities]
+
+
+def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
+                   train_set=False, log=print, progress=False):
+    """The post-run evaluation of main.py and the tasks.
+
+    Args:
+        model: a trained IWAEModel.
+        dataset: data.Dataset.
+        n_samples: k of the log-likelihood estimate (the paper: 5000).
+        seed: int, seed of the importance samples.
+        prune: also estimate the log-likelihood with inactive units removed.
+        train_set: also estimate the training set log-likelihood.
+        log: function taking one line of text.
+        progress: show progress bars.
+
+    Returns:
+        dict with test_log_likelihood, test_images_per_second, active_units
+        (per layer), unit_activities (per layer, lists of floats), and
+        pruned_test_log_likelihood / train_log_likelihood when asked for.
+    """
+    evaluator = Evaluator(model, seed=seed)
+    t0 = time.time()
+    test_ll = evaluator.log_likelihood(dataset.test, n_samples,
+                                       progress=progress).mean()
+    results = dict(test_log_likelihood=float(test_ll),
+                   test_images_per_second=len(dataset.test) /
+                   (time.time() - t0))
+    log(f'test log-likelihood (k={n_samples}): {test_ll:.3f}')
+    activities = evaluator.unit_activities(dataset.test)
+    results['active_units'] = active_units(activities)
+    results['unit_activities'] = [a.tolist() for a in activities]
+    log(f'active units per stochastic layer: {results["active_units"]}')
+    if prune:
+        pruned_ll = evaluator.log_likelihood(
+            dataset.test, n_samples, progress=progress,
+            unit_masks=active_unit_masks(activities)).mean()
+        results['pruned_test_log_likelihood'] = float(pruned_ll)
+        log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
+    if train_set:
+        train_ll = evaluator.log_likelihood(
+            dataset.binarized_train(), n_samples, progress=progress).mean()
+        results['train_log_likelihood'] = float(train_ll)
+        log(f'train log-likelihood (k={n_samples}): {train_ll:.3f}')
+    return results
+
+
+def jaccard(a, b):
+    """|a & b| / |a | b| of two sets of unit indices (1 when both are empty)."""
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def expected_random_jaccard(n_units, size_a, size_b):
+    """E[jaccard(A, B)] for independent uniform random subsets of n_units
+    of sizes size_a and size_b: what chance alone gives.
+
+    |A & B| is hypergeometric: P(i) = C(a, i) C(n - a, b - i) / C(n, b).
+    """
+    if size_a + size_b == 0:
+        return 1.0
+    total = math.comb(n_units, size_b)
+    return sum(math.comb(size_a, i) * math.comb(n_units - size_a, size_b - i)
+               / total * i / (size_a + size_b - i)
+               for i in range(min(size_a, size_b) + 1))
+
+
+def expected_random_coverage(n_units, sizes):
+    """Expected numbers of units active in all / some / none of independent
+    uniform random subsets with the given sizes.
+
+    Returns:
+        dict with float 'all', 'some', 'none'.
+    """
+    fractions = np.asarray(sizes, np.float64) / n_units
+    in_all = n_units * np.prod(fractions)
+    in_none = n_units * np.prod(1 - fractions)
+    return dict(all=float(in_all), some=float(n_units - in_all - in_none),
+                none=float(in_none))

@@ -1,0 +1,174 @@
+"""Does the weight initialisation change how many latent units are active?
+
+Trains a grid of objective x init x seed (1 stochastic layer, 50 latents,
+fixed-binarization MNIST by default) and reports per run the active units
+(A_u > 0.01, paper section 5.2), the sorted unit activities, the test
+log-likelihood (k = --eval_samples) and the wall time.
+
+  python tasks/active_units_init.py --data_dir ../shared/data \
+      --out_dir results/active_units_init
+  python tasks/active_units_init.py --epochs 1 --max_train_examples 2000 \
+      --eval_samples 50 --out_dir /tmp/quick      # quick mode
+
+Writes into --out_dir: runs.jsonl (a line per finished run; --resume skips
+them), summary.csv, summary.md, active_units.png, activity_curves.png. The
+grid runs seed by seed, so a stopped sweep has whole seeds of the grid.
+"""
+
+import csv
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))  # The repository root, for main, iwae_tf and tasks.
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import scipy.stats
+
+import main as main_py
+from iwae_tf import evaluate
+from iwae_tf import models
+from iwae_tf import objectives
+from iwae_tf import plots
+from tasks import common
+
+flags.DEFINE_list('objectives', ['vae_elbo:1', 'iwae_elbo:5'],
+                  'OBJECTIVE:K pairs of the grid (k = importance samples).')
+flags.DEFINE_list('inits', ['xavier_normal', 'xavier_uniform', 'he_normal',
+                            'he_uniform'], 'Initialisations of the grid.')
+FLAGS = flags.FLAGS
+FLAGS.set_default('epochs', 80)  # The study's budget.
+FLAGS.set_default('progress', False)  # One line per run instead.
+
+
+def parse_objectives(pairs):
+    """['iwae_elbo:5', ...] -> [('iwae_elbo', 5), ...], checked."""
+    parsed = []
+    for pair in pairs:
+        name, _, k = pair.partition(':')
+        objectives.get_objective(name)
+        if not k.isdigit() or int(k) < 1:
+            raise ValueError(f'--objectives: {pair!r} must be OBJECTIVE:K '
+                             'with K >= 1, e.g. iwae_elbo:5')
+        parsed.append((name, int(k)))
+    return parsed
+
+
+def label(objective, n_samples):
+    """'VAE k=1', 'IWAE k=5'."""
+    return f'{objective.split("_")[0].upper()} k={n_samples}'
+
+
+def grid_from_flags():
+    """The TrainConfigs of the grid, seed by seed."""
+    pairs = parse_objectives(FLAGS.objectives)
+    for init in FLAGS.inits:
+        models.check_init(init)
+    return [common.config_for(objective=objective, n_samples=k, init=init,
+                              seed=seed)
+            for seed in common.seeds_from_flags()
+            for objective, k in pairs for init in FLAGS.inits]
+
+
+def table_rows(records):
+    """Per-run rows for the figures and the summary."""
+    return [dict(objective=label(r['settings']['objective'],
+                                 r['settings']['n_samples']),
+                 init=r['settings']['init'], seed=r['settings']['seed'],
+                 active=sum(r['active_units']),
+                 log_likelihood=r['test_log_likelihood'],
+                 activities=[a for layer in r['unit_activities']
+                             for a in layer])
+            for r in records]
+
+
+def summarize(rows):
+    """Mean and std over seeds of active units and log-likelihood per
+    objective x init, and the test of whether the init matters.
+
+    Returns:
+        (groups: list of dicts, findings: list of str).
+    """
+    groups = []
+    for objective in dict.fromkeys(r['objective'] for r in rows):
+        for init in dict.fromkeys(r['init'] for r in rows):
+            mine = [r for r in rows
+                    if r['objective'] == objective and r['init'] == init]
+            if not mine:
+                continue
+            active = common.mean_std([r['active'] for r in mine])
+            ll = common.mean_std([r['log_likelihood'] for r in mine])
+            groups.append(dict(objective=objective, init=init, runs=len(mine),
+                               active_mean=active[0], active_std=active[1],
+                               ll_mean=ll[0], ll_std=ll[1]))
+    findings = []
+    for objective in dict.fromkeys(g['objective'] for g in groups):
+        mine = [g for g in groups if g['objective'] == objective]
+        means = [g['active_mean'] for g in mine]
+        seed_std = sum(g['active_std'] for g in mine) / len(mine)
+        text = (f'{objective}: mean active units per init range from '
+                f'{min(means):.1f} to {max(means):.1f} (a spread of '
+                f'{max(means) - min(means):.1f}) against a seed-to-seed '
+                f'standard deviation of {seed_std:.1f} within an init')
+        samples = [[r['active'] for r in rows if r['objective'] == objective
+                    and r['init'] == g['init']] for g in mine]
+        if len(samples) > 1 and all(len(s) > 1 for s in samples):
+            f_value, p_value = scipy.stats.f_oneway(*samples)
+            if f_value != f_value:  # All equal: no variance at all.
+                text += '; every run has the same count'
+            else:
+                verdict = ('the init makes a difference beyond seed noise'
+                           if p_value < 0.05 else
+                           'no difference beyond seed noise')
+                text += (f'; one-way ANOVA over inits F = {f_value:.2f}, '
+                         f'p = {p_value:.3f}: {verdict}')
+        findings.append(text + '.')
+    return groups, findings
+
+
+def write_summary(groups, findings, out_dir, epochs):
+    with open(os.path.join(out_dir, 'summary.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(groups[0]))
+        writer.writeheader()
+        writer.writerows(groups)
+    lines = [f'# Active units by initialisation ({epochs} epochs)', '',
+             '| objective | init | runs | active units | test log-likelihood |',
+             '|---|---|---:|---:|---:|']
+    lines += [f'| {g["objective"]} | {g["init"]} | {g["runs"]} | '
+              f'{g["active_mean"]:.1f} ± {g["active_std"]:.1f} | '
+              f'{g["ll_mean"]:.2f} ± {g["ll_std"]:.2f} |' for g in groups]
+    lines += ['', 'Mean ± standard deviation over seeds.', '']
+    lines += [f'- {finding}' for finding in findings]
+    with open(os.path.join(out_dir, 'summary.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def run_task():
+    out_dir = common.out_dir_from_flags(os.path.join('results',
+                                                     'active_units_init'))
+    configs = grid_from_flags()
+    dataset = main_py.load_data_from_flags()
+    records = common.sweep(configs, dataset, out_dir)
+    rows = table_rows(records)
+    groups, findings = summarize(rows)
+    epochs = configs[0].total_epochs
+    write_summary(groups, findings, out_dir, epochs)
+    plots.active_units_bars(
+        rows, os.path.join(out_dir, 'active_units.png'),
+        title=f'Active units after {epochs} epochs ({dataset.name})')
+    plots.activity_curves(rows, os.path.join(out_dir, 'activity_curves.png'),
+                          threshold=evaluate.ACTIVITY_THRESHOLD)
+    for finding in findings:
+        print(finding)
+    print(f'wrote {out_dir}/summary.md, summary.csv, active_units.png, '
+          'activity_curves.png')
+
+
+def main(argv):
+    del argv
+    main_py.exit_on_error(run_task)
+
+
+if __name__ == '__main__':
+    app.run(main)

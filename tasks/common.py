@@ -1,0 +1,197 @@
+"""What the task scripts share: flags beyond main.py's, and sweeps of runs.
+
+A sweep trains and evaluates a list of TrainConfigs. Each finished run is
+appended as one JSON line to OUT_DIR/runs.jsonl the moment it ends, so a
+stopped sweep keeps what it did; --resume skips the finished runs and
+continues an unfinished one from its checkpoint.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import flags
+import tensorflow as tf
+
+import main  # Defines the data and training flags that the tasks share.
+from iwae_tf import evaluate
+from iwae_tf import train
+
+flags.DEFINE_string('out_dir', None, 'Folder for the task\'s results and '
+                    'figures.')
+flags.DEFINE_list('seeds', ['135', '630', '924', '10', '32'],
+                  'Seeds of the runs (weights, data order, samples).')
+flags.DEFINE_string('shard', '0/1', 'i/n: run only every n-th run of the '
+                    'grid, starting at the i-th (i = 0..n-1), to split a '
+                    'sweep across machines; merge their runs.jsonl after.')
+flags.register_validator(
+    'seeds', lambda v: bool(v) and all(s.lstrip('-').isdigit() for s in v),
+    message='--seeds must be a comma-separated list of integers')
+
+# Every run of a sweep traces its own functions: TF's warning about
+# retracing is expected noise here.
+tf.get_logger().setLevel('ERROR')
+
+FLAGS = flags.FLAGS
+RUNS_FILE = 'runs.jsonl'
+# TrainConfig fields that change no result: left out of a run's settings.
+_NOT_SETTINGS = ('steps_per_call', 'checkpoint_every_secs',
+                 'eval_every_epochs')
+
+
+def parse_shard(text):
+    """'i/n' -> (i, n); ValueError with the fix if it is malformed."""
+    try:
+        i, n = (int(part) for part in text.split('/'))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise ValueError(f'--shard must be i/n with 0 <= i < n, got {text!r}')
+    return i, n
+
+
+def seeds_from_flags():
+    return [int(s) for s in FLAGS.seeds]
+
+
+def config_for(**overrides):
+    """main.py's TrainConfig from the flags, with some fields replaced."""
+    return dataclasses.replace(main.config_from_flags(), **overrides)
+
+
+def settings(config):
+    """What determines a run's results: its config and the evaluation."""
+    out = {k: v for k, v in dataclasses.asdict(config).items()
+           if k not in _NOT_SETTINGS}
+    out.update(eval_samples=FLAGS.eval_samples, data_seed=FLAGS.seed,
+               max_test_examples=FLAGS.max_test_examples)
+    return out
+
+
+def run_name(config):
+    return (f'{config.objective}_k{config.n_samples}_{config.init}_'
+            f'seed{config.seed}')
+
+
+def read_runs(path):
+    """The records of a runs.jsonl; a line cut short by a kill is ignored."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def append_run(path, record):
+    """Appends one record as a line and syncs it to disk."""
+    with open(path, 'a+') as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():  # A line cut short by a kill must not swallow this one.
+            f.seek(f.tell() - 1)
+            if f.read(1) != '\n':
+                f.write('\n')
+        f.write(json.dumps(record, sort_keys=True) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def train_and_evaluate(config, dataset, logdir, resume):
+    """One run of a sweep: trains, evaluates, returns its record."""
+    result = train.train(config, dataset, logdir, resume=resume,
+                         log=lambda line: None, progress=FLAGS.progress)
+    results = evaluate.evaluate_model(
+        result.model, dataset, FLAGS.eval_samples, seed=config.seed,
+        prune=False, log=lambda line: None, progress=FLAGS.progress)
+    activities = results['unit_activities']
+    return dict(
+        settings=settings(config), name=run_name(config),
+        test_log_likelihood=results['test_log_likelihood'],
+        active_units=results['active_units'], unit_activities=activities,
+        sorted_activities=[sorted(a, reverse=True) for a in activities],
+        final_train_bound=result.final_train_bound,
+        train_examples_per_second=result.examples_per_second,
+        wall_time_s=result.wall_time_s)
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
+    return f'{seconds // 60}m{seconds % 60:02d}s'
+
+
+def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
+    """Runs every config of this shard that out_dir has no record of yet.
+
+    Args:
+        configs: list of TrainConfig, the whole grid.
+        dataset: data.Dataset.
+        out_dir: the task's folder; runs go to out_dir/runs/NAME.
+        reuse_from: a folder whose runs.jsonl records count as done when
+            their settings match (copied into out_dir's runs.jsonl).
+        log: function taking one line of text.
+
+    Returns:
+        list of the records of this shard's configs, in grid order.
+
+    Raises:
+        ValueError: out_dir holds runs and --resume is not set.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, RUNS_FILE)
+    done = {json.dumps(r['settings'], sort_keys=True): r
+            for r in read_runs(path)}
+    if done and not FLAGS.resume:
+        raise ValueError(f'{path} already holds {len(done)} finished runs; '
+                         'pass --resume to keep them and run the rest, or '
+                         'choose another --out_dir')
+    if reuse_from:
+        for record in read_runs(os.path.join(reuse_from, RUNS_FILE)):
+            key = json.dumps(record['settings'], sort_keys=True)
+            if key not in done:
+                done[key] = record
+                append_run(path, record)
+    shard, n_shards = parse_shard(FLAGS.shard)
+    mine = configs[shard::n_shards]
+    todo = [c for c in mine
+            if json.dumps(settings(c), sort_keys=True) not in done]
+    log(f'{len(mine)} runs in this shard ({len(configs)} in the grid): '
+        f'{len(mine) - len(todo)} already done, {len(todo)} to run')
+    times = {}  # (objective, n_samples) -> wall times of this session's runs.
+    for i, config in enumerate(todo):
+        t0 = time.time()
+        record = train_and_evaluate(
+            config, dataset, os.path.join(out_dir, 'runs', run_name(config)),
+            resume=FLAGS.resume)
+        append_run(path, record)
+        done[json.dumps(record['settings'], sort_keys=True)] = record
+        kind = (config.objective, config.n_samples)
+        times.setdefault(kind, []).append(time.time() - t0)
+        every = [t for ts in times.values() for t in ts]
+        left = sum(sum(times.get((c.objective, c.n_samples), every)) /
+                   len(times.get((c.objective, c.n_samples), every))
+                   for c in todo[i + 1:])
+        log(f'[{i + 1}/{len(todo)}] {record["name"]}: active units '
+            f'{record["active_units"]}, test log-likelihood '
+            f'{record["test_log_likelihood"]:.2f}, {_duration(time.time() - t0)}'
+            f'; about {_duration(left)} left')
+    return [done[json.dumps(settings(c), sort_keys=True)] for c in mine]
+
+
+def mean_std(values):
+    """(mean, sample std) of a list; std is 0 for a single value."""
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5
+
+
+def out_dir_from_flags(default):
+    return FLAGS.out_dir or default
