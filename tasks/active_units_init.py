@@ -38,8 +38,6 @@ flags.DEFINE_list('objectives', ['vae_elbo:1', 'iwae_elbo:5'],
 flags.DEFINE_list('inits', ['xavier_normal', 'xavier_uniform', 'he_normal',
                             'he_uniform'], 'Initialisations of the grid.')
 FLAGS = flags.FLAGS
-FLAGS.set_default('epochs', 80)  # The study's budget.
-FLAGS.set_default('progress', False)  # One line per run instead.
 
 
 def parse_objectives(pairs):
@@ -171,4 +169,8 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    # Defaults of this script only (set here, so importing it for its
+    # functions changes nothing for main.py).
+    FLAGS.set_default('epochs', 80)  # The study's budget.
+    FLAGS.set_default('progress', False)  # One line per run instead.
     app.run(main)

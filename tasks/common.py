@@ -26,6 +26,9 @@ flags.DEFINE_string('shard', '0/1', 'i/n: run only every n-th run of the '
                     'grid, starting at the i-th (i = 0..n-1), to split a '
                     'sweep across machines; merge their runs.jsonl after.')
 flags.register_validator(
+    'shard', lambda v: _shard_or_none(v) is not None,
+    message='--shard must be i/n with 0 <= i < n, e.g. 0/4')
+flags.register_validator(
     'seeds', lambda v: bool(v) and all(s.lstrip('-').isdigit() for s in v),
     message='--seeds must be a comma-separated list of integers')
 
@@ -40,15 +43,20 @@ _NOT_SETTINGS = ('steps_per_call', 'checkpoint_every_secs',
                  'eval_every_epochs')
 
 
-def parse_shard(text):
-    """'i/n' -> (i, n); ValueError with the fix if it is malformed."""
+def _shard_or_none(text):
     try:
         i, n = (int(part) for part in text.split('/'))
     except ValueError:
-        i, n = -1, 0
-    if not 0 <= i < n:
+        return None
+    return (i, n) if 0 <= i < n else None
+
+
+def parse_shard(text):
+    """'i/n' -> (i, n); ValueError with the fix if it is malformed."""
+    shard = _shard_or_none(text)
+    if shard is None:
         raise ValueError(f'--shard must be i/n with 0 <= i < n, got {text!r}')
-    return i, n
+    return shard
 
 
 def seeds_from_flags():
@@ -151,10 +159,11 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
         raise ValueError(f'{path} already holds {len(done)} finished runs; '
                          'pass --resume to keep them and run the rest, or '
                          'choose another --out_dir')
+    wanted = {json.dumps(settings(c), sort_keys=True) for c in configs}
     if reuse_from:
         for record in read_runs(os.path.join(reuse_from, RUNS_FILE)):
             key = json.dumps(record['settings'], sort_keys=True)
-            if key not in done:
+            if key in wanted and key not in done:
                 done[key] = record
                 append_run(path, record)
     shard, n_shards = parse_shard(FLAGS.shard)

@@ -89,5 +89,34 @@ class ActiveUnitsTest(tf.test.TestCase):
                                                         np.ones(2)]))
 
 
+class OverlapTest(tf.test.TestCase):
+
+    def test_jaccard(self):
+        self.assertEqual(evaluate.jaccard({1, 2}, {2, 3}), 1 / 3)
+        self.assertEqual(evaluate.jaccard(set(), set()), 1.0)
+
+    def test_chance_overlap_matches_random_sets(self):
+        rng = np.random.default_rng(0)
+        n, a, b = 50, 20, 32
+        draws = [evaluate.jaccard(rng.choice(n, a, replace=False),
+                                  rng.choice(n, b, replace=False))
+                 for _ in range(20000)]
+        self.assertAllClose(evaluate.expected_random_jaccard(n, a, b),
+                            np.mean(draws), atol=4 * np.std(draws) / 140)
+        self.assertEqual(evaluate.expected_random_jaccard(50, 50, 50), 1.0)
+
+    def test_chance_coverage_matches_random_sets(self):
+        rng = np.random.default_rng(0)
+        n, sizes = 50, (20, 30, 25)
+        counts = np.array([sum(np.isin(np.arange(n), rng.choice(
+            n, s, replace=False)) for s in sizes) for _ in range(5000)])
+        expected = evaluate.expected_random_coverage(n, sizes)
+        self.assertAllClose(expected['all'],
+                            np.mean(np.sum(counts == 3, 1)), atol=0.1)
+        self.assertAllClose(expected['none'],
+                            np.mean(np.sum(counts == 0, 1)), atol=0.1)
+        self.assertAllClose(sum(expected.values()), n)
+
+
 if __name__ == '__main__':
     tf.test.main()

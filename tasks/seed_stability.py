@@ -1,0 +1,176 @@
+"""Are the same latent dimensions active across seeds?
+
+For one objective and init (main.py's --objective, --n_samples, --init),
+trains a run per seed (--seeds), reusing finished runs of
+tasks/active_units_init.py with the same settings (--reuse_from), and
+compares the sets of active units (A_u > 0.01) between seeds. The latent
+index is arbitrary, so every overlap is set beside what random sets of the
+same sizes would give.
+
+  python tasks/seed_stability.py --data_dir ../shared/data \
+      --objective iwae_elbo --n_samples 5 --init he_uniform \
+      --reuse_from results/active_units_init --out_dir results/seed_stability
+
+Writes into --out_dir: runs.jsonl, stability.json, stability.md, and per
+stochastic layer activity_heatmap_layerL.png and jaccard_layerL.png.
+"""
+
+import itertools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))  # The repository root, for main, iwae_tf and tasks.
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+import numpy as np
+
+import main as main_py
+from iwae_tf import evaluate
+from iwae_tf import plots
+from iwae_tf import train
+from tasks import common
+
+flags.DEFINE_string('reuse_from', None, 'Out dir of active_units_init.py '
+                    'whose finished runs with the same settings are used.')
+FLAGS = flags.FLAGS
+_CHANCE_DRAWS = 20000  # Random set draws for the chance p-value.
+
+
+def layer_stability(seeds, activities, threshold=evaluate.ACTIVITY_THRESHOLD,
+                    seed=0):
+    """Compares the active sets of one stochastic layer across seeds.
+
+    Args:
+        seeds: list of int, one per run.
+        activities: float array [runs, units].
+        threshold: activity above which a unit is active.
+        seed: seed of the random sets behind the chance p-value.
+
+    Returns:
+        dict: active counts, their mean and std, the pairwise Jaccard
+        matrix, its mean and the mean a random choice of the same sizes
+        gives, the p-value of the observed mean under random choice, and
+        the units active in all / some / no seeds, observed and by chance.
+    """
+    activities = np.asarray(activities, np.float64)
+    n_runs, n_units = activities.shape
+    active = [set(np.flatnonzero(row > threshold).tolist())
+              for row in activities]
+    sizes = [len(a) for a in active]
+    matrix = np.array([[evaluate.jaccard(a, b) for b in active]
+                       for a in active])
+    pairs = list(itertools.combinations(range(n_runs), 2))
+    observed = float(np.mean([matrix[i, j] for i, j in pairs])) \
+        if pairs else float('nan')
+    chance = float(np.mean([evaluate.expected_random_jaccard(
+        n_units, sizes[i], sizes[j]) for i, j in pairs])) \
+        if pairs else float('nan')
+    # How often random sets of the same sizes overlap as much as observed.
+    rng = np.random.default_rng(seed)
+    draws = np.argsort(rng.random((_CHANCE_DRAWS, n_runs, n_units)), axis=-1)
+    chosen = np.zeros((_CHANCE_DRAWS, n_runs, n_units), bool)
+    for r, size in enumerate(sizes):
+        np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
+    random_means = np.zeros(_CHANCE_DRAWS)
+    for i, j in pairs:
+        inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
+        union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
+        random_means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    random_means /= max(len(pairs), 1)
+    counts = np.sum(activities > threshold, axis=0)  # [units]
+    count_mean, count_std = common.mean_std(sizes)
+    return dict(
+        seeds=list(seeds), active_units=sizes, active_mean=count_mean,
+        active_std=count_std,
+        active_sets=[sorted(a) for a in active],
+        jaccard=matrix.tolist(), mean_jaccard=observed,
+        chance_mean_jaccard=chance,
+        chance_p_value=float((np.sum(random_means >= observed - 1e-12) + 1) /
+                             (_CHANCE_DRAWS + 1)),
+        units=n_units,
+        active_in_all=int(np.sum(counts == n_runs)),
+        active_in_some=int(np.sum((counts > 0) & (counts < n_runs))),
+        active_in_none=int(np.sum(counts == 0)),
+        chance_coverage=evaluate.expected_random_coverage(n_units, sizes))
+
+
+def report(layers, config):
+    """stability.md: the numbers of every layer in words and tables."""
+    lines = [f'# Seed stability of active units: {config.objective} '
+             f'k={config.n_samples}, init {config.init}, '
+             f'{config.total_epochs} epochs', '']
+    for i, s in enumerate(layers):
+        lines += [f'## Stochastic layer {i + 1} ({s["units"]} units)', '',
+                  f'- active units per seed: {s["active_mean"]:.1f} ± '
+                  f'{s["active_std"]:.1f} '
+                  f'({", ".join(map(str, s["active_units"]))} for seeds '
+                  f'{", ".join(map(str, s["seeds"]))})',
+                  f'- mean pairwise Jaccard overlap of the active sets: '
+                  f'{s["mean_jaccard"]:.3f}; random sets of the same sizes: '
+                  f'{s["chance_mean_jaccard"]:.3f} (p = '
+                  f'{s["chance_p_value"]:.4f} that chance overlaps as much)',
+                  f'- dimensions active in all seeds: {s["active_in_all"]} '
+                  f'(chance {s["chance_coverage"]["all"]:.1f}), in some: '
+                  f'{s["active_in_some"]} (chance '
+                  f'{s["chance_coverage"]["some"]:.1f}), in none: '
+                  f'{s["active_in_none"]} (chance '
+                  f'{s["chance_coverage"]["none"]:.1f})', '',
+                  '| seed | ' + ' | '.join(map(str, s['seeds'])) + ' |',
+                  '|---|' + '---:|' * len(s['seeds'])]
+        lines += [f'| {a} | ' + ' | '.join(f'{v:.2f}' for v in row) + ' |'
+                  for a, row in zip(s['seeds'], s['jaccard'])]
+        lines += ['', 'Pairwise Jaccard overlap |A ∩ B| / |A ∪ B|.', '']
+    return '\n'.join(lines)
+
+
+def run_task():
+    out_dir = common.out_dir_from_flags(os.path.join('results',
+                                                     'seed_stability'))
+    configs = [common.config_for(seed=seed)
+               for seed in common.seeds_from_flags()]
+    dataset = main_py.load_data_from_flags()
+    records = common.sweep(configs, dataset, out_dir,
+                           reuse_from=FLAGS.reuse_from)
+    seeds = [r['settings']['seed'] for r in records]
+    if len(records) < 2:
+        raise ValueError('seed stability needs at least 2 seeds; give more '
+                         'with --seeds')
+    layers = []
+    for layer in range(len(records[0]['unit_activities'])):
+        activities = np.array([r['unit_activities'][layer] for r in records])
+        layers.append(layer_stability(seeds, activities))
+        name = f'layer{layer + 1}'
+        plots.activity_heatmap(
+            [f'seed {s}' for s in seeds], activities,
+            os.path.join(out_dir, f'activity_heatmap_{name}.png'),
+            title=f'log10 activity, stochastic layer {layer + 1} '
+            f'({configs[0].objective} k={configs[0].n_samples}, '
+            f'{configs[0].init})')
+        plots.matrix_heatmap(
+            [str(s) for s in seeds], layers[-1]['jaccard'],
+            os.path.join(out_dir, f'jaccard_{name}.png'),
+            title=f'Jaccard of active sets, layer {layer + 1}\n(mean '
+            f'{layers[-1]["mean_jaccard"]:.2f}, chance '
+            f'{layers[-1]["chance_mean_jaccard"]:.2f})')
+    train.write_json_atomically(os.path.join(out_dir, 'stability.json'),
+                                dict(settings=records[0]['settings'],
+                                     layers=layers))
+    text = report(layers, configs[0])
+    with open(os.path.join(out_dir, 'stability.md'), 'w') as f:
+        f.write(text)
+    print(text)
+
+
+def main(argv):
+    del argv
+    main_py.exit_on_error(run_task)
+
+
+if __name__ == '__main__':
+    # Defaults of this script only (set here, so importing it for its
+    # functions changes nothing for main.py).
+    FLAGS.set_default('epochs', 80)  # The budget of active_units_init.py.
+    FLAGS.set_default('progress', False)  # One line per run instead.
+    app.run(main)

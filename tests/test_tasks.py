@@ -1,0 +1,185 @@
+"""The task scripts: their numbers, their files, resumable sweeps, errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+import test_main
+
+ROOT = test_main.ROOT
+sys.path.insert(0, ROOT)
+from tasks import active_units_init  # pylint: disable=g-import-not-at-top
+from tasks import common
+from tasks import seed_stability
+
+QUICK = ('--epochs', '1', '--eval_samples', '20', '--max_test_examples',
+         '20', '--batch_size', '10')
+
+
+def task_py(name, *args):
+    """Runs tasks/NAME.py; returns (exit code, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
+    done = subprocess.run([sys.executable, os.path.join(ROOT, 'tasks',
+                                                        f'{name}.py'), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
+    return done.returncode, done.stdout, done.stderr
+
+
+class ActiveUnitsInitTest(tf.test.TestCase):
+
+    def test_sweep_files_numbers_resume_and_reuse(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        out = os.path.join(folder, 'init')
+        grid = ('--data_dir', folder, '--out_dir', out, '--seeds', '3,4',
+                '--inits', 'he_uniform,xavier_normal', '--objectives',
+                'vae_elbo:1,iwae_elbo:3', *QUICK)
+        code, stdout, err = task_py('active_units_init', *grid,
+                                    '--shard', '1/2')
+        self.assertEqual(code, 0, err)
+        self.assertIn('4 runs in this shard (8 in the grid)', stdout)
+        code, stdout, err = task_py('active_units_init', *grid, '--resume')
+        self.assertEqual(code, 0, err)
+        self.assertIn('4 already done, 4 to run', stdout)
+        for name in ('active_units.png', 'activity_curves.png'):
+            self.assertGreater(os.path.getsize(os.path.join(out, name)), 1000)
+
+        runs = common.read_runs(os.path.join(out, 'runs.jsonl'))
+        self.assertLen(runs, 8)
+        for run in runs:
+            activities = run['unit_activities'][0]
+            self.assertLen(activities, 50)
+            self.assertEqual(run['active_units'][0],
+                             sum(a > 0.01 for a in activities))
+            self.assertEqual(run['sorted_activities'][0],
+                             sorted(activities, reverse=True))
+            self.assertLess(run['test_log_likelihood'], 0)
+        with open(os.path.join(out, 'summary.csv')) as f:
+            groups = list(csv.DictReader(f))
+        self.assertLen(groups, 4)
+        for group in groups:
+            mine = [r for r in runs if r['settings']['init'] == group['init']
+                    and active_units_init.label(
+                        r['settings']['objective'],
+                        r['settings']['n_samples']) == group['objective']]
+            self.assertLen(mine, 2)
+            self.assertAllClose(
+                float(group['active_mean']),
+                np.mean([r['active_units'][0] for r in mine]))
+            self.assertAllClose(
+                float(group['ll_mean']),
+                np.mean([r['test_log_likelihood'] for r in mine]))
+        with open(os.path.join(out, 'summary.md')) as f:
+            self.assertIn('VAE k=1: mean active units per init', f.read())
+
+        # A finished sweep, run again: nothing is lost, nothing is rerun.
+        code, _, err = task_py('active_units_init', *grid)
+        self.assertNotEqual(code, 0)
+        self.assertIn('pass --resume', err)
+        self.assertNotIn('Traceback', err)
+
+        # Seed stability reuses the matching runs and adds the new seed.
+        stable = os.path.join(folder, 'stable')
+        code, stdout, err = task_py(
+            'seed_stability', '--data_dir', folder, '--out_dir', stable,
+            '--seeds', '3,4,5', '--objective', 'iwae_elbo', '--n_samples',
+            '3', '--init', 'he_uniform', '--reuse_from', out, *QUICK)
+        self.assertEqual(code, 0, err)
+        self.assertIn('2 already done, 1 to run', stdout)
+        with open(os.path.join(stable, 'stability.json')) as f:
+            layer = json.load(f)['layers'][0]
+        self.assertEqual(layer['seeds'], [3, 4, 5])
+        reused = [r for r in runs if r['name'] == 'iwae_elbo_k3_he_uniform_'
+                  'seed3'][0]
+        self.assertEqual(layer['active_units'][0], reused['active_units'][0])
+        for name in ('activity_heatmap_layer1.png', 'jaccard_layer1.png'):
+            self.assertGreater(os.path.getsize(os.path.join(stable, name)),
+                               1000)
+
+    def test_summary_means_and_verdict(self):
+        rows = [dict(objective='VAE k=1', init=init, seed=s, active=a,
+                     log_likelihood=-90.0 - a)
+                for init, actives in (('he', (10, 12, 11)), ('xa', (30, 31,
+                                                                     29)))
+                for s, a in zip((1, 2, 3), actives)]
+        groups, findings = active_units_init.summarize(rows)
+        self.assertEqual([g['active_mean'] for g in groups], [11.0, 30.0])
+        self.assertAllClose([g['active_std'] for g in groups], [1.0, 1.0])
+        self.assertEqual(groups[0]['ll_mean'], -101.0)
+        self.assertIn('spread of 19.0', findings[0])
+        self.assertIn('the init makes a difference', findings[0])
+
+    def test_parse_objectives(self):
+        self.assertEqual(active_units_init.parse_objectives(
+            ['vae_elbo:1', 'iwae_elbo:50']), [('vae_elbo', 1),
+                                               ('iwae_elbo', 50)])
+        for bad in ('iwae_elbo', 'iwae_elbo:0', 'elbo:5'):
+            with self.assertRaises(ValueError):
+                active_units_init.parse_objectives([bad])
+
+
+class SeedStabilityTest(tf.test.TestCase):
+
+    def test_identical_sets_overlap_fully(self):
+        activities = np.full((3, 10), 1e-4)
+        activities[:, :4] = 0.5
+        s = seed_stability.layer_stability([1, 2, 3], activities)
+        self.assertEqual(s['active_units'], [4, 4, 4])
+        self.assertEqual(s['mean_jaccard'], 1.0)
+        self.assertLess(s['chance_mean_jaccard'], 0.4)
+        self.assertLess(s['chance_p_value'], 0.01)
+        self.assertEqual((s['active_in_all'], s['active_in_some'],
+                          s['active_in_none']), (4, 0, 6))
+
+    def test_disjoint_sets(self):
+        activities = np.zeros((2, 10))
+        activities[0, :5] = activities[1, 5:] = 1.0
+        s = seed_stability.layer_stability([1, 2], activities)
+        self.assertEqual(s['mean_jaccard'], 0.0)
+        self.assertGreater(s['chance_p_value'], 0.9)
+        self.assertEqual((s['active_in_all'], s['active_in_some'],
+                          s['active_in_none']), (0, 10, 0))
+        self.assertAllClose(sum(s['chance_coverage'].values()), 10)
+
+
+class CommonTest(tf.test.TestCase, parameterized.TestCase):
+
+    def test_line_cut_short_by_a_kill_is_skipped_and_kept_apart(self):
+        path = os.path.join(self.get_temp_dir(), 'runs.jsonl')
+        common.append_run(path, {'a': 1})
+        with open(path, 'a') as f:
+            f.write('{"a": 2, "b"')  # Killed mid-write.
+        common.append_run(path, {'a': 3})
+        self.assertEqual(common.read_runs(path), [{'a': 1}, {'a': 3}])
+
+    @parameterized.parameters('2/2', '1', 'a/b', '-1/3', '0/0')
+    def test_bad_shard(self, text):
+        with self.assertRaisesRegex(ValueError, 'i/n'):
+            common.parse_shard(text)
+
+    def test_good_shard(self):
+        self.assertEqual(common.parse_shard('1/3'), (1, 3))
+
+    @parameterized.named_parameters(
+        ('shard', ['--shard', '3/2'], '--shard must be i/n'),
+        ('objectives', ['--objectives', 'iwae_elbo:0'], 'OBJECTIVE:K'),
+        ('init', ['--inits', 'zeros'], 'zeros'),
+        ('seeds', ['--seeds', '1,x'], 'comma-separated list of integers'),
+    )
+    def test_bad_input_is_one_line(self, args, expected):
+        code, _, err = task_py('active_units_init', '--data_dir',
+                               '/no/such/dir', *args)
+        self.assertNotEqual(code, 0)
+        self.assertIn(expected, err)
+        self.assertNotIn('Traceback', err)
+
+
+if __name__ == '__main__':
+    tf.test.main()
