@@ -64,6 +64,9 @@ flags.DEFINE_float('checkpoint_every_secs', 600, 'Also checkpoint this often '
 flags.DEFINE_integer('eval_every_epochs', 1, 'Validation bound and prior '
                      'samples to TensorBoard every this many epochs.',
                      lower_bound=1)
+flags.DEFINE_enum('nan_policy', 'stop', train.NAN_POLICIES,
+                  'On a non-finite bound or gradient: stop (after saving the '
+                  'weights before it) or skip_batch (leave that step out).')
 flags.DEFINE_string('logdir', None, 'Output folder. Default: '
                     'runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS.')
 flags.DEFINE_bool('resume', False, 'Continue from the latest checkpoint in '

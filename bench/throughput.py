@@ -112,7 +112,7 @@ def time_tf_variants(dataset, layers, k):
 
             def run():
                 for c, idx in enumerate(calls):
-                    block(x_train, idx, n, tf.constant(c * per_call)).numpy()
+                    block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
         else:
             fn = tf.function(step, jit_compile=(variant == 'xla1'))
             batches = [tf.constant(dataset.train[i]) for i in indices]
@@ -121,7 +121,7 @@ def time_tf_variants(dataset, layers, k):
 
             def run():
                 for x, s in zip(batches, seeds):
-                    out = fn(x, s)
+                    out, _ = fn(x, s)
                 out.numpy()
         results[variant] = steps * BATCH / min(_timed(run) for _ in range(2))
     return results, forward_macs(model, k)

@@ -11,6 +11,7 @@ checkpoint needs only the weights, Adam's state and the step counter.
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -27,6 +28,7 @@ PAPER_STAGES = 8  # i = 0..7
 PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
 CHECKPOINT_DIR = 'checkpoints'
 CONFIG_FILE = 'config.json'
+NAN_POLICIES = ('stop', 'skip_batch')
 
 
 class TrainingError(Exception):
@@ -50,6 +52,7 @@ class TrainConfig:
     steps_per_call: int = 500
     checkpoint_every_secs: float = 600.0
     eval_every_epochs: int = 1  # validation bound and prior samples.
+    nan_policy: str = 'stop'  # Or 'skip_batch': drop a non-finite step.
 
     def __post_init__(self):
         objectives.get_objective(self.objective)
@@ -63,6 +66,9 @@ class TrainConfig:
         if self.epochs == 0 or self.epochs < -1:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              f'schedule; got {self.epochs}')
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f'nan_policy must be one of {NAN_POLICIES}, got '
+                             f'{self.nan_policy!r}')
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')
 
@@ -132,6 +138,9 @@ def make_model(config, dataset):
 def make_train_step(model, optimizer, config, dynamic_binarization):
     """One optimizer step as a plain Python function of (x, seed).
 
+    A step whose bound or gradient is not finite changes nothing: neither
+    the weights nor Adam's moments and step count.
+
     Args:
         model: IWAEModel.
         optimizer: a built keras optimizer.
@@ -139,8 +148,9 @@ def make_train_step(model, optimizer, config, dynamic_binarization):
         dynamic_binarization: sample 0/1 pixels from the grey values of x.
 
     Returns:
-        step(x [batch, n_pixels] float, seed int32 [2]) -> mean bound
-        (float scalar); wrap it in tf.function with or without XLA.
+        step(x [batch, n_pixels] float, seed int32 [2]) -> (mean bound float
+        scalar, finite bool scalar); wrap it in tf.function with or without
+        XLA.
     """
     bound = objectives.get_objective(config.objective)
     variables = model.trainable_variables
@@ -156,33 +166,50 @@ def make_train_step(model, optimizer, config, dynamic_binarization):
                 bound(model.log_weights(x, config.n_samples, sample_seed)))
             loss = -mean_bound
         grads = tape.gradient(loss, variables)
-        optimizer.apply(grads, variables)
-        return mean_bound
+        finite = tf.reduce_all(
+            [tf.math.is_finite(mean_bound)] +
+            [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+        def apply():
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+        tf.cond(finite, apply, lambda: tf.constant(False))
+        return mean_bound, finite
     return step
 
 
-def make_train_block(step, seed):
+def make_train_block(step, seed, stop_at_non_finite=True):
     """Many steps in one XLA call: the training loop's inner block.
 
     Args:
         step: from make_train_step.
         seed: int, the run's seed.
+        stop_at_non_finite: end the block at the first step with a
+            non-finite bound or gradient (else go on past it).
 
     Returns:
         block(x_train [n, n_pixels], batch_indices int32 [steps_per_call,
-        batch], n_steps int32, first_step int32) -> bounds float [steps_per_call]
-        (entries past n_steps are 0). Step s uses the seed (seed, s).
+        batch], n_steps int32, first_step int32) -> (bounds float
+        [steps_per_call], steps_run int32). Step s uses the seed (seed, s).
+        A step that was not applied (non-finite bound or gradient) and the
+        steps past steps_run read NaN; a stop is at bounds[steps_run - 1].
     """
     @tf.function(jit_compile=True)
     def block(x_train, batch_indices, n_steps, first_step):
-        bounds = tf.TensorArray(tf.float32, size=batch_indices.shape[0])
+        bounds = tf.fill([batch_indices.shape[0]], float('nan'))
+        steps_run = tf.constant(0)
         for i in tf.range(n_steps):
             x = tf.gather(x_train, batch_indices[i])  # [batch, n_pixels]
             step_seed = tf.stack([tf.constant(seed, tf.int32), first_step + i])
-            bounds = bounds.write(i, step(x, step_seed))
-        for i in tf.range(n_steps, batch_indices.shape[0]):
-            bounds = bounds.write(i, 0.0)
-        return bounds.stack()
+            mean_bound, finite = step(x, step_seed)
+            # A step that was not applied reads NaN.
+            bounds = tf.tensor_scatter_nd_update(
+                bounds, [[i]], [tf.where(finite, mean_bound, float('nan'))])
+            steps_run = i + 1
+            if stop_at_non_finite:
+                if not finite:
+                    break
+        return bounds, steps_run
     return block
 
 
@@ -229,6 +256,94 @@ class TrainResult:
     final_train_bound: float
 
 
+def _prepare_logdir(logdir, resume):
+    """Creates logdir and checks that it is writable and, unless resuming,
+    that it holds no checkpoints a new run would mix with."""
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=logdir, suffix='.probe'):
+            pass
+    except OSError as e:
+        raise TrainingError(f'cannot write to logdir {logdir} '
+                            f'({e.strerror}); choose a writable --logdir')
+    if not resume and tf.train.latest_checkpoint(
+            os.path.join(logdir, CHECKPOINT_DIR)):
+        raise TrainingError(f'{logdir} already holds checkpoints of a run; '
+                            'pass --resume to continue it, or choose another '
+                            '--logdir')
+
+
+def _checkpoint_manager(checkpoint, logdir, log):
+    """A CheckpointManager of logdir/checkpoints; an unreadable index file
+    ('checkpoint') is set aside, as the checkpoints are found without it."""
+    directory = os.path.join(logdir, CHECKPOINT_DIR)
+    try:
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    except ValueError:
+        index = os.path.join(directory, 'checkpoint')
+        log(f'warning: {index} is unreadable; moved to {index}.corrupt')
+        os.replace(index, index + '.corrupt')
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+
+
+def _restore(checkpoint, directory, log):
+    """Restores the newest checkpoint in directory that reads back whole.
+
+    Checkpoints are found by their files, not only by the index file, and a
+    corrupt or truncated one is reported and the one before it is used.
+    Leftovers of a write that a kill cut short are removed.
+
+    Returns:
+        the path restored, or None if there is no checkpoint.
+    """
+    if not os.path.isdir(directory):
+        return None
+    paths = []
+    for name in os.listdir(directory):
+        number = name[len('ckpt-'):-len('.index')]
+        if name.startswith('ckpt-') and name.endswith('.index') and \
+                number.isdigit():
+            paths.append((int(number), os.path.join(directory, name[:-6])))
+        elif name.endswith('_temp') or name.startswith('checkpoint.tmp'):
+            leftover = os.path.join(directory, name)
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover)
+            else:
+                os.remove(leftover)
+    for _, path in sorted(paths, reverse=True):
+        try:
+            checkpoint.restore(path).assert_consumed()
+            return path
+        except Exception as e:  # pylint: disable=broad-except
+            # TF's reader raises OpError, IndexError, ValueError or
+            # AssertionError, depending on where the file is damaged.
+            reason = str(e).strip().splitlines()[0][:200]
+            log(f'warning: checkpoint {path} is unreadable ({reason}); '
+                'trying the one before it')
+    if paths:
+        raise TrainingError(f'no checkpoint in {directory} reads back; move '
+                            'the folder away to start over')
+    return None
+
+
+def _save(manager, step):
+    """Writes a checkpoint; a full or read-only disk is a TrainingError.
+
+    tf.train.CheckpointManager writes the files first and then replaces the
+    'checkpoint' index file atomically, so a kill at any moment leaves the
+    previous checkpoint listed and whole.
+    """
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        reason = getattr(e, 'message', None) or str(e)
+        raise TrainingError(
+            f'could not write a checkpoint to {manager.directory} '
+            f'({reason.strip().splitlines()[0][:200]}); free some space or '
+            'choose another --logdir, then rerun with --resume (the last '
+            'checkpoint is kept)')
+
+
 def train(config, dataset, logdir, resume=False, log=print, progress=True,
           stop_after_steps=None):
     """Trains config's model on dataset.train, checkpointing into logdir.
@@ -247,19 +362,20 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
         TrainResult.
 
     Raises:
-        TrainingError: a non-finite bound, or --resume with another config.
+        TrainingError: a non-finite bound or gradient (with nan_policy
+            'stop'), --resume with another config, a logdir that cannot be
+            written or that holds another run.
     """
     start_time = time.time()
-    os.makedirs(logdir, exist_ok=True)
+    _prepare_logdir(logdir, resume)
     if resume:
         _check_resume(config, logdir)
-    write_json_atomically(os.path.join(logdir, CONFIG_FILE),
-                          dataclasses.asdict(config))
-
     n_train = len(dataset.train)
     if config.batch_size > n_train:
         raise ValueError(f'batch_size {config.batch_size} is larger than the '
                          f'{n_train} training examples')
+    write_json_atomically(os.path.join(logdir, CONFIG_FILE),
+                          dataclasses.asdict(config))
     steps_per_epoch = n_train // config.batch_size  # The remainder is dropped.
     steps_per_call = min(config.steps_per_call, steps_per_epoch)
 
@@ -269,16 +385,16 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     step_counter = tf.Variable(0, dtype=tf.int64, name='step')
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                      step=step_counter)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(logdir, CHECKPOINT_DIR), max_to_keep=3)
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        log(f'resumed from {manager.latest_checkpoint} at step '
-            f'{int(step_counter.numpy())}')
+    manager = _checkpoint_manager(checkpoint, logdir, log)
+    if resume:
+        path = _restore(checkpoint, manager.directory, log)
+        if path:
+            log(f'resumed from {path} at step {int(step_counter.numpy())}')
 
     block = make_train_block(
         make_train_step(model, optimizer, config,
-                        dataset.binarization == 'dynamic'), config.seed)
+                        dataset.binarization == 'dynamic'), config.seed,
+        stop_at_non_finite=config.nan_policy == 'stop')
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     x_train = tf.constant(dataset.train, tf.float32)
     writer = tf.summary.create_file_writer(logdir)
@@ -294,7 +410,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
         order = epoch_order(n_train, config.seed, epoch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \
             if progress else None
-        bounds = []
+        bounds, skipped = [], []
         for offset in range(step % steps_per_epoch, steps_per_epoch,
                             steps_per_call):
             n_steps = min(steps_per_call, steps_per_epoch - offset)
@@ -303,38 +419,50 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 offset * config.batch_size:(offset + n_steps) *
                 config.batch_size].reshape(n_steps, config.batch_size)
             t0 = time.time()
-            block_bounds = block(x_train, tf.constant(indices),
-                                 tf.constant(n_steps, tf.int32),
-                                 tf.constant(step, tf.int32)).numpy()[:n_steps]
+            block_bounds, steps_run = block(
+                x_train, tf.constant(indices), tf.constant(n_steps, tf.int32),
+                tf.constant(step, tf.int32))
+            block_bounds = block_bounds.numpy()[:int(steps_run)]
             if not first_call:  # The first call includes compilation.
                 train_time += time.time() - t0
                 train_examples += n_steps * config.batch_size
             first_call = False
             bad = np.flatnonzero(~np.isfinite(block_bounds))
-            if bad.size:
+            if bad.size and config.nan_policy == 'stop':
+                # The block stopped before applying the bad step.
+                step_counter.assign(step + int(bad[0]))
+                _save(manager, step + int(bad[0]))
                 raise TrainingError(
-                    f'non-finite bound at epoch {epoch + 1}, step '
-                    f'{step + int(bad[0]) + 1}; the last good checkpoint in '
-                    f'{manager.directory} is kept (rerun with --resume, '
-                    'perhaps with a lower --learning_rate)')
+                    f'non-finite bound or gradient at epoch {epoch + 1}, step '
+                    f'{step + int(bad[0]) + 1}; the weights before it are '
+                    f'saved in {manager.directory}: rerun with --resume and '
+                    '--nan_policy skip_batch to skip the batch, or with a '
+                    'lower --learning_rate')
+            skipped.extend((step + bad + 1).tolist())
             step += n_steps
             step_counter.assign(step)
-            bounds.extend(block_bounds.tolist())
+            bounds.extend(block_bounds[np.isfinite(block_bounds)].tolist())
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
-                           [('bound', float(np.mean(bounds)))])
+                           [('bound', float(np.mean(bounds or [np.nan])))])
             if time.time() - last_save > config.checkpoint_every_secs:
-                manager.save(checkpoint_number=step)
+                _save(manager, step)
                 last_save = time.time()
             if stop_after_steps is not None and step >= stop_after_steps:
                 break
         if stop_after_steps is not None and step >= stop_after_steps:
-            manager.save(checkpoint_number=step)
+            _save(manager, step)
             break
 
         epoch_bound = float(np.mean(bounds)) if bounds else epoch_bound
+        if skipped:
+            log(f'warning: epoch {epoch + 1}: skipped {len(skipped)} steps '
+                f'with a non-finite bound or gradient (steps '
+                f'{", ".join(map(str, skipped[:5]))}'
+                f'{", ..." if len(skipped) > 5 else ""})')
         with writer.as_default(step=epoch + 1):
             tf.summary.scalar('train/bound', epoch_bound)
+            tf.summary.scalar('train/skipped_steps', len(skipped))
             tf.summary.scalar('learning_rate', learning_rate)
             tf.summary.scalar('stage', stage)
             if (epoch + 1) % config.eval_every_epochs == 0 or \
@@ -348,7 +476,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                     f'lr {learning_rate:.2e}: train bound {epoch_bound:.3f}, '
                     f'validation bound {validation:.3f}')
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
-            manager.save(checkpoint_number=step)
+            _save(manager, step)
             last_save = time.time()
     writer.flush()
     return TrainResult(

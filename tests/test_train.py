@@ -27,9 +27,9 @@ SMALL = train.TrainConfig(dataset='toy', n_samples=2, epochs=2,
                           steps_per_call=4, eval_every_epochs=2)
 
 
-def run(config, logdir, dataset=None, **kwargs):
-    return train.train(config, dataset or toy_dataset(), logdir,
-                       log=lambda line: None, progress=False, **kwargs)
+def run(config, logdir, dataset=None, log=lambda line: None, **kwargs):
+    return train.train(config, dataset or toy_dataset(), logdir, log=log,
+                       progress=False, **kwargs)
 
 
 class ScheduleTest(tf.test.TestCase):
@@ -128,7 +128,7 @@ class TrainTest(tf.test.TestCase):
         x = dataset.train.copy()
         x[5, 3] = np.nan
         with self.assertRaisesRegex(train.TrainingError,
-                                    'non-finite bound at epoch 1, step 1'):
+                                    'non-finite bound or gradient at epoch 1, step 1'):
             run(SMALL, self.get_temp_dir(),
                 dataset=dataclasses.replace(dataset, train=x))
 
