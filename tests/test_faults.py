@@ -4,11 +4,7 @@ line that says what to do."""
 import dataclasses
 import json
 import os
-import random
-import signal
-import subprocess
 import sys
-import time
 from unittest import mock
 
 import numpy as np
@@ -18,17 +14,17 @@ from absl.testing import parameterized
 
 import test_main
 import test_train
-from iwae_tf import data
 from iwae_tf import train
 
 ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
 import main  # pylint: disable=g-import-not-at-top
+from bench import soak
 
 # 8 epochs of 20 steps, a checkpoint after every block of 4 steps.
 KILL_RUN = ('--epochs', '8', '--batch_size', '20', '--steps_per_call', '4',
             '--checkpoint_every_secs', '0', '--eval_samples', '10',
-            '--max_test_examples', '10', '--n_samples', '3', '--progress=false')
+            '--max_test_examples', '10', '--n_samples', '3')
 
 
 def write_data(folder, n_train=400):
@@ -38,93 +34,27 @@ def write_data(folder, n_train=400):
         for k, n in (('x_train', n_train), ('x_valid', 20), ('x_test', 30))})
 
 
-def start_main(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'main.py'),
-                             *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=ROOT)
-
-
-def checkpoint_tensors(logdir):
-    """name -> array of the newest checkpoint, without its save counter."""
-    path = tf.train.latest_checkpoint(os.path.join(logdir,
-                                                   train.CHECKPOINT_DIR))
-    reader = tf.train.load_checkpoint(path)
-    return path, {name: reader.get_tensor(name)
-                  for name in reader.get_variable_to_shape_map()
-                  if 'save_counter' not in name}
-
-
-def wait_for(condition, process, timeout=120):
-    """Polls condition() quickly; False if the process ended first."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.0005)
-    return False
-
-
-def writing_checkpoint(directory):
-    """Whether TF is writing a checkpoint into directory right now."""
-    try:
-        return any(name.endswith('_temp') or name.startswith('checkpoint.tmp')
-                   for name in os.listdir(directory))
-    except FileNotFoundError:
-        return False
-
-
 class KillResumeTest(tf.test.TestCase):
 
     def test_killed_runs_end_bit_identical(self):
         folder = self.get_temp_dir()
         write_data(folder)
-        common = ('--data_dir', folder, *KILL_RUN)
+        args = ('--data_dir', folder, *KILL_RUN)
         whole = os.path.join(folder, 'whole')
-        process = start_main(*common, '--logdir', whole)
-        self.assertEqual(process.wait(), 0, process.stdout.read())
-
+        process = soak.start_main(*args, '--logdir', whole)
+        self.assertEqual(process.wait(), 0, process.communicate()[0])
         killed = os.path.join(folder, 'killed')
-        directory = os.path.join(killed, train.CHECKPOINT_DIR)
-        rng = random.Random(0)
-        kills = mid_write = 0
-        resumes = []
-        for attempt in range(20):
-            process = start_main(*common, '--logdir', killed,
-                                 *(['--resume'] if attempt else []))
-            if kills >= 6:
-                break
-            before = tf.train.latest_checkpoint(directory)
-            if not wait_for(  # Training (not start-up) is under way.
-                    lambda: tf.train.latest_checkpoint(directory) != before,
-                    process):
-                break  # It finished before it could be killed.
-            if kills % 2:  # At a random moment of training.
-                time.sleep(rng.uniform(0, 0.6))
-            elif not wait_for(lambda: writing_checkpoint(directory), process):
-                break
-            if process.poll() is not None:
-                break
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            mid_write += writing_checkpoint(directory)
-            resumes.append(process.stdout.read())
-        output = process.communicate()[0]
-        self.assertEqual(process.returncode, 0, output)
-        self.assertGreaterEqual(kills, 5, resumes)
-        self.assertGreaterEqual(mid_write, 1, 'no kill hit a checkpoint write')
-
-        path_whole, tensors_whole = checkpoint_tensors(whole)
-        path_killed, tensors_killed = checkpoint_tensors(killed)
-        self.assertEqual(os.path.basename(path_whole), 'ckpt-160')
-        self.assertEqual(os.path.basename(path_killed), 'ckpt-160')
-        self.assertEqual(set(tensors_whole), set(tensors_killed))
-        for name, value in tensors_whole.items():
-            self.assertAllEqual(value, tensors_killed[name], msg=name)
+        # Every other kill as a checkpoint write starts, the others at a
+        # random moment of training.
+        result = soak.kill_and_resume(args, killed, cycles=6)
+        self.assertEqual(result['returncode'], 0, result['output'])
+        self.assertEqual(result['kills'], 6, result['output'])
+        self.assertGreaterEqual(result['mid_write_kills'], 1,
+                                'no kill hit a checkpoint write')
+        self.assertEqual(result['lost_steps'], 0)
+        path, _ = soak.checkpoint_tensors(killed)
+        self.assertEndsWith(path, 'ckpt-160')
+        self.assertTrue(soak.same_checkpoints(whole, killed))
         for logdir in (whole, killed):
             with open(os.path.join(logdir, 'results.json')) as f:
                 self.assertTrue(np.isfinite(
@@ -226,7 +156,7 @@ class NanTest(tf.test.TestCase):
                     f'{bad_step};.*--nan_policy skip_batch')
         with self.assertRaisesRegex(train.TrainingError, expected):
             small_run(logdir, config, dataset=dataset, resume=True)
-        path, tensors = checkpoint_tensors(logdir)
+        path, tensors = soak.checkpoint_tensors(logdir)
         self.assertEndsWith(path, f'ckpt-{bad_step - 1}')
         for name, value in tensors.items():
             if np.issubdtype(np.asarray(value).dtype, np.floating):
