@@ -46,6 +46,10 @@ flags.DEFINE_enum('objective', 'iwae_elbo', list(objectives.OBJECTIVES),
 flags.DEFINE_integer('n_samples', 5, 'k, importance samples per example.',
                      lower_bound=1)
 flags.DEFINE_integer('stochastic_layers', 1, '1 or 2 stochastic layers.')
+flags.DEFINE_enum('estimator', 'standard', list(objectives.ESTIMATORS),
+                  'Encoder gradient: standard, dreg (doubly reparameterized, '
+                  'Tucker et al. 2018; iwae_elbo) or stl (sticking the '
+                  'landing, Roeder et al. 2017).')
 flags.DEFINE_enum('init', 'paper', list(models.INITIALIZERS),
                   'Weight initialisation; paper = the authors\' code '
                   '(= xavier_uniform).')

@@ -215,10 +215,15 @@ class IWAEModel(keras.Model):
     @property
     def encoder_variables(self):
         """The variables of q (the inference network)."""
+        return [v for net in self.encoder_nets for v in net.trainable_variables]
+
+    @property
+    def encoder_nets(self):
+        """The networks of q, one per stochastic layer: q(h1|x), q(h2|h1)."""
         nets = [self.q_h1_given_x_net]
         if self.stochastic_layers == 2:
             nets.append(self.q_h2_given_h1_net)
-        return [v for net in nets for v in net.trainable_variables]
+        return nets
 
     @property
     def decoder_variables(self):
@@ -230,6 +235,15 @@ class IWAEModel(keras.Model):
 
     def log_weights(self, x, n_samples, seed, unit_masks=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x).
+
+        The same as log_weights_and_latents(...)[0]; see there.
+        """
+        return self.log_weights_and_latents(x, n_samples, seed,
+                                            unit_masks)[0]
+
+    def log_weights_and_latents(self, x, n_samples, seed, unit_masks=None):
+        """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x),
+        and the draws themselves (for pathwise gradient estimators).
 
         Args:
             x: float Tensor [batch, n_pixels] of 0/1 pixels.
@@ -243,7 +257,9 @@ class IWAEModel(keras.Model):
                 removes inactive units).
 
         Returns:
-            float Tensor [n_samples, batch].
+            (log_w float Tensor [n_samples, batch], latents): latents is
+            [h1 [n_samples, batch, d1]] or [h1, h2 [n_samples * batch, d2]],
+            the reparameterized draws as they leave q.
         """
         masks = unit_masks or [None] * self.stochastic_layers
         seed_h1, seed_h2 = tf.unstack(tfp.random.split_seed(seed, n=2))
@@ -274,7 +290,8 @@ class IWAEModel(keras.Model):
         logits = tf.reshape(logits, [n_samples, batch, self.n_pixels])
         log_p_x = tf.reduce_sum(
             tfd.Bernoulli(logits=logits).log_prob(x), axis=-1)
-        return log_p_x + log_p_h - log_q  # [n_samples, batch]
+        latents = [h1] if self.stochastic_layers == 1 else [h1, h2]
+        return log_p_x + log_p_h - log_q, latents  # [n_samples, batch]
 
     def posterior_means(self, x, n_samples, seed):
         """E_q[h_l | x] for each stochastic layer l (for active units).

@@ -63,7 +63,40 @@ def normalized_weights(log_w):
     return tf.nn.softmax(log_w, axis=0)
 
 
+def path_gradient_scale(log_w, estimator):
+    """The factor on each sample's pathwise encoder gradient.
+
+    Both estimators drop the score term of the encoder gradient (the
+    derivative of log q(h | x) through q's parameters, holding h fixed) and
+    keep the path through the reparameterized samples h_i = h(eps_i, phi):
+
+        stl  (Roeder et al. 2017):  sum_i w_tilde_i   dlog w_i/dh_i dh_i/dphi
+        dreg (Tucker et al. 2018, eq. 7 for the IWAE bound):
+                                    sum_i w_tilde_i^2 dlog w_i/dh_i dh_i/dphi
+
+    The gradient of L_k with respect to h_i is already
+    w_tilde_i dlog w_i/dh_i (section 3), so stl scales it by 1 and dreg by
+    w_tilde_i once more. DReG is unbiased for the IWAE bound; at k = 1,
+    w_tilde = 1 and the two are the same estimator, to the bit.
+
+    Args:
+        log_w: float Tensor [n_samples, batch].
+        estimator: 'stl' or 'dreg'.
+
+    Returns:
+        float Tensor [n_samples, batch], with no gradient.
+    """
+    if estimator == 'stl' or (estimator == 'dreg' and log_w.shape[0] == 1):
+        # w_tilde = 1 at k = 1: the same graph as stl, so the same bits.
+        return tf.ones_like(log_w)
+    if estimator == 'dreg':
+        return tf.stop_gradient(normalized_weights(log_w))
+    raise ValueError(f'no path gradient scale for estimator {estimator!r}')
+
+
 OBJECTIVES = {'vae_elbo': vae_elbo, 'iwae_elbo': iwae_elbo}
+# How the encoder gradient is estimated; the decoder's is the same for all.
+ESTIMATORS = ('standard', 'dreg', 'stl')
 
 
 def get_objective(name):

@@ -53,6 +53,7 @@ class TrainConfig:
     checkpoint_every_secs: float = 600.0
     eval_every_epochs: int = 1  # validation bound and prior samples.
     nan_policy: str = 'stop'  # Or 'skip_batch': drop a non-finite step.
+    estimator: str = 'standard'  # Encoder gradient: standard, dreg or stl.
 
     def __post_init__(self):
         objectives.get_objective(self.objective)
@@ -66,6 +67,13 @@ class TrainConfig:
         if self.epochs == 0 or self.epochs < -1:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              f'schedule; got {self.epochs}')
+        if self.estimator not in objectives.ESTIMATORS:
+            raise ValueError(f'unknown estimator {self.estimator!r}: choose '
+                             f'one of {", ".join(objectives.ESTIMATORS)}')
+        if self.estimator == 'dreg' and self.objective != 'iwae_elbo':
+            raise ValueError('estimator dreg is the doubly reparameterized '
+                             'gradient of iwae_elbo; use --objective '
+                             'iwae_elbo (stl works with vae_elbo)')
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f'nan_policy must be one of {NAN_POLICIES}, got '
                              f'{self.nan_policy!r}')
@@ -79,7 +87,8 @@ class TrainConfig:
 
 # Fields that must match for --resume to continue a run.
 _RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
-                  'init', 'batch_size', 'seed', 'max_train_examples')
+                  'init', 'batch_size', 'seed', 'max_train_examples',
+                  'estimator')
 
 
 def schedule(epoch, base_learning_rate=1e-3):
@@ -135,6 +144,54 @@ def make_model(config, dataset):
         seed=config.seed)
 
 
+def bound_and_gradients(model, x, n_samples, seed, objective,
+                        estimator='standard'):
+    """The mean bound over x and the gradients of its negative.
+
+    standard: the gradient of the bound, score term included. dreg / stl:
+    the decoder gradient is the same; the encoder gradient keeps only the
+    path through the reparameterized draws, scaled per draw as
+    objectives.path_gradient_scale says. Both come from one backward pass
+    through the decoder to the draws, then one from the draws through the
+    encoder net that made them.
+
+    Args:
+        model: IWAEModel.
+        x: float Tensor [batch, n_pixels] of 0/1 pixels.
+        n_samples: int, k.
+        seed: int Tensor [2], a stateless seed.
+        objective: a name in objectives.OBJECTIVES.
+        estimator: a name in objectives.ESTIMATORS.
+
+    Returns:
+        (mean bound float scalar, gradients of -mean bound in the order of
+        model.trainable_variables).
+    """
+    bound = objectives.get_objective(objective)
+    variables = model.trainable_variables
+    with tf.GradientTape(persistent=estimator != 'standard') as tape:
+        log_w, latents = model.log_weights_and_latents(x, n_samples, seed)
+        mean_bound = tf.reduce_mean(bound(log_w))
+        loss = -mean_bound
+    if estimator == 'standard':
+        return mean_bound, tape.gradient(loss, variables)
+    decoder = model.decoder_variables
+    grads = tape.gradient(loss, decoder + latents)
+    scale = objectives.path_gradient_scale(log_w, estimator)  # [k, batch]
+    encoder, encoder_grads = [], []
+    for net, h, h_grad in zip(model.encoder_nets, latents,
+                              grads[len(decoder):]):
+        # h is [k, batch, d1] or [k * batch, d2]: one scale per row.
+        h_scale = tf.reshape(scale, tf.concat([tf.shape(h)[:-1], [1]], 0))
+        encoder += net.trainable_variables
+        encoder_grads += tape.gradient(h, net.trainable_variables,
+                                       output_gradients=h_grad * h_scale)
+    del tape
+    by_variable = {id(v): g for v, g in zip(
+        decoder + encoder, grads[:len(decoder)] + encoder_grads)}
+    return mean_bound, [by_variable[id(v)] for v in variables]
+
+
 def make_train_step(model, optimizer, config, dynamic_binarization):
     """One optimizer step as a plain Python function of (x, seed).
 
@@ -152,7 +209,6 @@ def make_train_step(model, optimizer, config, dynamic_binarization):
         scalar, finite bool scalar); wrap it in tf.function with or without
         XLA.
     """
-    bound = objectives.get_objective(config.objective)
     variables = model.trainable_variables
 
     def step(x, seed):
@@ -161,11 +217,9 @@ def make_train_step(model, optimizer, config, dynamic_binarization):
         if dynamic_binarization:
             x = tf.cast(tf.random.stateless_uniform(tf.shape(x), binarize_seed)
                         < x, tf.float32)
-        with tf.GradientTape() as tape:
-            mean_bound = tf.reduce_mean(
-                bound(model.log_weights(x, config.n_samples, sample_seed)))
-            loss = -mean_bound
-        grads = tape.gradient(loss, variables)
+        mean_bound, grads = bound_and_gradients(
+            model, x, config.n_samples, sample_seed, config.objective,
+            config.estimator)
         finite = tf.reduce_all(
             [tf.math.is_finite(mean_bound)] +
             [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
@@ -229,12 +283,14 @@ def _check_resume(config, logdir):
         return
     with open(path) as f:
         saved = json.load(f)
+    defaults = TrainConfig()  # For fields older runs did not record.
     for name in _RESUME_FIELDS:
-        if saved.get(name) != getattr(config, name):
+        value = saved.get(name, getattr(defaults, name))
+        if value != getattr(config, name):
             raise TrainingError(
-                f'--resume: {logdir} holds a run with {name}='
-                f'{saved.get(name)!r}, not {getattr(config, name)!r}; use '
-                'another --logdir or the same settings')
+                f'--resume: {logdir} holds a run with {name}={value!r}, not '
+                f'{getattr(config, name)!r}; use another --logdir or the '
+                'same settings')
 
 
 def image_grid(pixel_means, columns=10):
