@@ -10,8 +10,10 @@ Prints, at the paper's batch of 20 for each (stochastic layers, k):
   xla1    one step per call, tf.function(jit_compile=True)
   torch   an idiomatic PyTorch loop of the same model, if torch is installed
 with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
-float32 matmul rate measured here; then the k=5000 evaluation in test
-images/s, likewise. All ratios come from this one run.
+float32 matmul rate measured here; then the fused loop's time per step with
+each gradient estimator (--estimators) over the standard one's; then the
+k=5000 evaluation in test images/s, likewise. All ratios come from this one
+run.
 """
 
 import os
@@ -36,6 +38,8 @@ flags.DEFINE_integer('steps', 1500, 'Training steps timed per variant (a '
                      'multiple of 500).')
 flags.DEFINE_integer('eval_images', 100, 'Test images for the k=5000 rate.')
 flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
+flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
+                  'estimators to time against standard in the fused loop.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
 flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Folder with binarized_mnist.npz; random data if unset.')
@@ -89,41 +93,55 @@ def training_data():
     return data.Dataset('random', x, x[:1000], x[:1000], 'fixed')
 
 
+def _batch_indices(dataset):
+    order = train.epoch_order(len(dataset.train), 0, 0)
+    return order[:FLAGS.steps * BATCH].reshape(FLAGS.steps, BATCH)
+
+
+def fused_rate(dataset, config):
+    """examples/s of the training loop's fused XLA block for config."""
+    indices = _batch_indices(dataset)
+    x_train = tf.constant(dataset.train)
+    model = train.make_model(config, dataset)
+    optimizer = train.make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    block = train.make_train_block(
+        train.make_train_step(model, optimizer, config, False), seed=0)
+    per_call = min(500, FLAGS.steps)  # The training loop's default.
+    calls = [tf.constant(indices[i:i + per_call])
+             for i in range(0, FLAGS.steps - per_call + 1, per_call)]
+    n = tf.constant(per_call)
+    block(x_train, calls[0], n, tf.constant(0))  # Compiles.
+
+    def run():
+        for c, idx in enumerate(calls):
+            block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
+    rate = FLAGS.steps * BATCH / min(_timed(run) for _ in range(2))
+    return rate, model
+
+
 def time_tf_variants(dataset, layers, k):
     """examples/s of the fused loop, one step per call, and XLA per call."""
     config = train.TrainConfig(stochastic_layers=layers, n_samples=k)
     results = {}
-    steps = FLAGS.steps
-    order = train.epoch_order(len(dataset.train), 0, 0)
-    indices = order[:steps * BATCH].reshape(steps, BATCH)
-    x_train = tf.constant(dataset.train)
-    for variant in ('fused', 'step', 'xla1'):
+    results['fused'], model = fused_rate(dataset, config)
+    indices = _batch_indices(dataset)
+    for variant in ('step', 'xla1'):
         model = train.make_model(config, dataset)
         optimizer = train.make_optimizer(config)
         optimizer.build(model.trainable_variables)
         step = train.make_train_step(model, optimizer, config, False)
-        if variant == 'fused':
-            block = train.make_train_block(step, seed=0)
-            per_call = min(500, steps)  # The training loop's default.
-            calls = [tf.constant(indices[i:i + per_call])
-                     for i in range(0, steps - per_call + 1, per_call)]
-            n = tf.constant(per_call)
-            block(x_train, calls[0], n, tf.constant(0))
+        fn = tf.function(step, jit_compile=(variant == 'xla1'))
+        batches = [tf.constant(dataset.train[i]) for i in indices]
+        seeds = [tf.constant([0, i], tf.int32) for i in range(FLAGS.steps)]
+        fn(batches[0], seeds[0])
 
-            def run():
-                for c, idx in enumerate(calls):
-                    block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
-        else:
-            fn = tf.function(step, jit_compile=(variant == 'xla1'))
-            batches = [tf.constant(dataset.train[i]) for i in indices]
-            seeds = [tf.constant([0, i], tf.int32) for i in range(steps)]
-            fn(batches[0], seeds[0])
-
-            def run():
-                for x, s in zip(batches, seeds):
-                    out, _ = fn(x, s)
-                out.numpy()
-        results[variant] = steps * BATCH / min(_timed(run) for _ in range(2))
+        def run():
+            for x, s in zip(batches, seeds):
+                out, _ = fn(x, s)
+            out.numpy()
+        results[variant] = FLAGS.steps * BATCH / min(_timed(run)
+                                                     for _ in range(2))
     return results, forward_macs(model, k)
 
 
@@ -233,6 +251,21 @@ def main(argv):
         line += (f' {flops / 1e9:>8.4f} {achieved:>8.1f} '
                  f'{achieved / peak:>8.0%}')
         print(line, flush=True)
+
+    if FLAGS.estimators:
+        print(f'\n{"layers":>6} {"k":>3} {"estimator":>9} {"ex/s":>8} '
+              f'{"time/standard":>13}')
+    for config in FLAGS.configs if FLAGS.estimators else ():
+        layers, k = (int(v) for v in config.split(':'))
+        rates = {}
+        for estimator in ['standard'] + FLAGS.estimators:
+            rates[estimator] = fused_rate(dataset, train.TrainConfig(
+                stochastic_layers=layers, n_samples=k,
+                estimator=estimator))[0]
+            print(f'{layers:>6} {k:>3} {estimator:>9} '
+                  f'{rates[estimator]:>8.0f} '
+                  f'{rates["standard"] / rates[estimator]:>12.2f}x',
+                  flush=True)
 
     if FLAGS.eval:
         print()

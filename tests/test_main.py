@@ -84,17 +84,22 @@ class FlagfileTest(tf.test.TestCase):
         sys.path.insert(0, ROOT)
         import main  # Defines the flags.
         paths = sorted(glob.glob(os.path.join(ROOT, 'flags', '*.flags')))
-        self.assertLen(paths, 36)
-        pattern = re.compile(r'(\w+)_(\d)layer_(vae|iwae)_k(\d+)\.flags$')
-        for path in paths:
-            dataset, layers, objective, k = pattern.search(path).groups()
+        pattern = re.compile(
+            r'(\w+)_(\d)layer_(vae|iwae)_(dreg_)?k(\d+)\.flags$')
+        named = [p for p in paths if pattern.search(p)]
+        # Table 1 and appendix D: 3 datasets x 2 layers x 2 objectives x 3 k;
+        # DReG: 3 datasets x 1 layer x 3 k.
+        self.assertLen(named, 45)
+        for path in named:
+            dataset, layers, objective, dreg, k = pattern.search(path).groups()
             main.FLAGS.unparse_flags()
             main.FLAGS(['main.py', f'--flagfile={path}'])
             config = main.config_from_flags()
             self.assertEqual(
                 (config.dataset, config.stochastic_layers, config.objective,
-                 config.n_samples, config.epochs),
-                (dataset, int(layers), f'{objective}_elbo', int(k), -1), path)
+                 config.n_samples, config.epochs, config.estimator),
+                (dataset, int(layers), f'{objective}_elbo', int(k), -1,
+                 'dreg' if dreg else 'standard'), path)
         main.FLAGS.unparse_flags()
 
 
