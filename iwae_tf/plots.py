@@ -146,3 +146,46 @@ def matrix_heatmap(labels, matrix, path, title, vmax=1.0):
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def snr_curves(records, path):
+    """Gradient SNR against k on log-log axes: encoder and decoder panels,
+    a colour per estimator, solid after training and dashed at
+    initialisation, with grey 1/sqrt(k) and sqrt(k) guides.
+
+    Args:
+        records: list of dicts with 'point' ('initialisation' or 'trained'),
+            'estimator', 'n_samples', 'encoder_snr_mean', 'decoder_snr_mean'.
+        path: PNG file to write.
+    """
+    estimators = list(dict.fromkeys(r['estimator'] for r in records))
+    ks = np.array(sorted({r['n_samples'] for r in records}), np.float64)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, network in zip(axes, ('encoder', 'decoder')):
+        key = f'{network}_snr_mean'
+        for j, estimator in enumerate(estimators):
+            for point, style in (('trained', '-'), ('initialisation', '--')):
+                mine = sorted((r for r in records if r['point'] == point and
+                               r['estimator'] == estimator),
+                              key=lambda r: r['n_samples'])
+                if mine:
+                    ax.plot([r['n_samples'] for r in mine],
+                            [r[key] for r in mine], style, marker='o', ms=4,
+                            color=COLORS[j % len(COLORS)],
+                            label=f'{estimator}, {point}')
+        values = [r[key] for r in records]
+        anchor = float(np.exp(np.mean(np.log(values))))
+        middle = float(np.exp(np.mean(np.log(ks))))
+        for power, text in ((-0.5, '1/sqrt(k)'), (0.5, 'sqrt(k)')):
+            ax.plot(ks, anchor * (ks / middle)**power, ':', color='grey',
+                    lw=1)
+            ax.annotate(text, (ks[-1], anchor * (ks[-1] / middle)**power),
+                        color='grey', fontsize=8)
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('k (importance samples)')
+        ax.set_ylabel('SNR = |mean| / std')
+        ax.set_title(f'{network} gradient')
+        ax.grid(alpha=0.3, which='both')
+    axes[0].legend(frameon=False, fontsize=7)
+    _save(fig, path)

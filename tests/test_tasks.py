@@ -181,5 +181,43 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotIn('Traceback', err)
 
 
+class GradientSnrTest(tf.test.TestCase):
+
+    def test_quick_run_files_and_numbers(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        out = os.path.join(folder, 'snr')
+        code, stdout, err = task_py(
+            'gradient_snr', '--data_dir', folder, '--out_dir', out,
+            '--snr_samples', '1,4', '--n_draws', '8', *QUICK)
+        self.assertEqual(code, 0, err)
+        records = common.read_runs(os.path.join(out, 'snr.jsonl'))
+        self.assertLen(records, 2 * 2 * 3)  # points x k x estimators
+        by_key = {(r['point'], r['n_samples'], r['estimator']): r
+                  for r in records}
+        for point in ('initialisation', 'trained'):
+            for k in (1, 4):
+                decoder = {by_key[point, k, e]['decoder_snr_mean']
+                           for e in ('standard', 'dreg', 'stl')}
+                # The estimators differ only in the encoder gradient.
+                self.assertLen(decoder, 1)
+            # At k=1 DReG is STL.
+            self.assertEqual(by_key[point, 1, 'dreg']['encoder_snr_mean'],
+                             by_key[point, 1, 'stl']['encoder_snr_mean'])
+        self.assertGreater(os.path.getsize(os.path.join(out, 'snr.png')),
+                           1000)
+        with open(os.path.join(out, 'snr.md')) as f:
+            self.assertIn('trained, standard: encoder', f.read())
+
+    def test_snr_of_known_moments(self):
+        from tasks import gradient_snr  # pylint: disable=g-import-not-at-top
+        summary = gradient_snr.snr_summary(dict(
+            mean_encoder=np.array([1.0, -2.0, 5.0]),
+            std_encoder=np.array([1.0, 1.0, 0.0]),
+            mean_decoder=np.array([3.0]), std_decoder=np.array([2.0])))
+        self.assertEqual(summary['encoder_snr_mean'], 1.5)
+        self.assertEqual(summary['decoder_snr_mean'], 1.5)
+
+
 if __name__ == '__main__':
     tf.test.main()
