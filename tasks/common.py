@@ -40,7 +40,7 @@ FLAGS = flags.FLAGS
 RUNS_FILE = 'runs.jsonl'
 # TrainConfig fields that change no result: left out of a run's settings.
 _NOT_SETTINGS = ('steps_per_call', 'checkpoint_every_secs',
-                 'eval_every_epochs')
+                 'eval_every_epochs', 'nan_policy')
 
 
 def _shard_or_none(text):
@@ -75,6 +75,15 @@ def settings(config):
     out.update(eval_samples=FLAGS.eval_samples, data_seed=FLAGS.seed,
                max_test_examples=FLAGS.max_test_examples)
     return out
+
+
+def _key(run_settings):
+    """A run's settings as a dict key; fields that older records lack take
+    TrainConfig's defaults, so their runs are still found."""
+    full = {k: v for k, v in dataclasses.asdict(train.TrainConfig()).items()
+            if k not in _NOT_SETTINGS}
+    full.update(run_settings)
+    return json.dumps(full, sort_keys=True)
 
 
 def run_name(config):
@@ -153,23 +162,23 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
     """
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, RUNS_FILE)
-    done = {json.dumps(r['settings'], sort_keys=True): r
+    done = {_key(r['settings']): r
             for r in read_runs(path)}
     if done and not FLAGS.resume:
         raise ValueError(f'{path} already holds {len(done)} finished runs; '
                          'pass --resume to keep them and run the rest, or '
                          'choose another --out_dir')
-    wanted = {json.dumps(settings(c), sort_keys=True) for c in configs}
+    wanted = {_key(settings(c)) for c in configs}
     if reuse_from:
         for record in read_runs(os.path.join(reuse_from, RUNS_FILE)):
-            key = json.dumps(record['settings'], sort_keys=True)
+            key = _key(record['settings'])
             if key in wanted and key not in done:
                 done[key] = record
                 append_run(path, record)
     shard, n_shards = parse_shard(FLAGS.shard)
     mine = configs[shard::n_shards]
     todo = [c for c in mine
-            if json.dumps(settings(c), sort_keys=True) not in done]
+            if _key(settings(c)) not in done]
     log(f'{len(mine)} runs in this shard ({len(configs)} in the grid): '
         f'{len(mine) - len(todo)} already done, {len(todo)} to run')
     times = {}  # (objective, n_samples) -> wall times of this session's runs.
@@ -179,7 +188,7 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
             config, dataset, os.path.join(out_dir, 'runs', run_name(config)),
             resume=FLAGS.resume)
         append_run(path, record)
-        done[json.dumps(record['settings'], sort_keys=True)] = record
+        done[_key(record['settings'])] = record
         kind = (config.objective, config.n_samples)
         times.setdefault(kind, []).append(time.time() - t0)
         every = [t for ts in times.values() for t in ts]
@@ -190,7 +199,7 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
             f'{record["active_units"]}, test log-likelihood '
             f'{record["test_log_likelihood"]:.2f}, {_duration(time.time() - t0)}'
             f'; about {_duration(left)} left')
-    return [done[json.dumps(settings(c), sort_keys=True)] for c in mine]
+    return [done[_key(settings(c))] for c in mine]
 
 
 def mean_std(values):
