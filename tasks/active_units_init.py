@@ -122,6 +122,17 @@ def summarize(rows):
                 text += (f'; one-way ANOVA over inits F = {f_value:.2f}, '
                          f'p = {p_value:.3f}: {verdict}')
         findings.append(text + '.')
+    labels = list(dict.fromkeys(g['objective'] for g in groups))
+    for other in labels[1:]:
+        pairs = [(a, b) for a in groups for b in groups
+                 if a['objective'] == labels[0] and b['objective'] == other
+                 and a['init'] == b['init']]
+        if pairs:
+            gaps = [b['active_mean'] - a['active_mean'] for a, b in pairs]
+            findings.append(
+                f'{other} against {labels[0]}: '
+                f'{sum(gaps) / len(gaps):+.1f} active units on average over '
+                f'inits ({", ".join(f"{g:+.1f}" for g in gaps)} per init).')
     return groups, findings
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from unittest import mock
 
 import numpy as np
@@ -46,9 +47,9 @@ class KillResumeTest(tf.test.TestCase):
         killed = os.path.join(folder, 'killed')
         # Every other kill as a checkpoint write starts, the others at a
         # random moment of training.
-        result = soak.kill_and_resume(args, killed, cycles=6)
+        result = soak.kill_and_resume(args, killed, cycles=5)
         self.assertEqual(result['returncode'], 0, result['output'])
-        self.assertEqual(result['kills'], 6, result['output'])
+        self.assertEqual(result['kills'], 5, result['output'])
         self.assertGreaterEqual(result['mid_write_kills'], 1,
                                 'no kill hit a checkpoint write')
         self.assertEqual(result['lost_steps'], 0)
@@ -67,10 +68,16 @@ def small_run(logdir, config=test_train.SMALL, **kwargs):
 
 class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # The uninterrupted run every resumed one is compared with.
+        cls.whole = small_run(os.path.join(tempfile.mkdtemp(), 'whole')).model
+
     @parameterized.parameters('truncate', 'flip', 'delete_index')
     def test_corrupt_latest_checkpoint_falls_back(self, how):
         logdir = self.get_temp_dir()
-        whole = small_run(os.path.join(logdir, 'whole')).model
+        whole = self.whole
         parts = os.path.join(logdir, 'parts')
         config = dataclasses.replace(test_train.SMALL,
                                      checkpoint_every_secs=0)
