@@ -150,19 +150,22 @@ def matrix_heatmap(labels, matrix, path, title, vmax=1.0):
 
 def snr_curves(records, path):
     """Gradient SNR against k on log-log axes: encoder and decoder panels,
-    a colour per estimator, solid after training and dashed at
+    per entry (top) and of the whole vector (bottom), a colour per estimator, solid after training and dashed at
     initialisation, with grey 1/sqrt(k) and sqrt(k) guides.
 
     Args:
         records: list of dicts with 'point' ('initialisation' or 'trained'),
-            'estimator', 'n_samples', 'encoder_snr_mean', 'decoder_snr_mean'.
+            'estimator', 'n_samples', and encoder_/decoder_ snr_mean and
+            snr_vector.
         path: PNG file to write.
     """
     estimators = list(dict.fromkeys(r['estimator'] for r in records))
     ks = np.array(sorted({r['n_samples'] for r in records}), np.float64)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, network in zip(axes, ('encoder', 'decoder')):
-        key = f'{network}_snr_mean'
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    panels = [(network, kind) for kind in ('mean', 'vector')
+              for network in ('encoder', 'decoder')]
+    for ax, (network, kind) in zip(axes.flat, panels):
+        key = f'{network}_snr_{kind}'
         for j, estimator in enumerate(estimators):
             for point, style in (('trained', '-'), ('initialisation', '--')):
                 mine = sorted((r for r in records if r['point'] == point and
@@ -173,7 +176,7 @@ def snr_curves(records, path):
                             [r[key] for r in mine], style, marker='o', ms=4,
                             color=COLORS[j % len(COLORS)],
                             label=f'{estimator}, {point}')
-        values = [r[key] for r in records]
+        values = [r[key] for r in records if r[key] > 0]
         anchor = float(np.exp(np.mean(np.log(values))))
         middle = float(np.exp(np.mean(np.log(ks))))
         for power, text in ((-0.5, '1/sqrt(k)'), (0.5, 'sqrt(k)')):
@@ -184,8 +187,10 @@ def snr_curves(records, path):
         ax.set_xscale('log')
         ax.set_yscale('log')
         ax.set_xlabel('k (importance samples)')
-        ax.set_ylabel('SNR = |mean| / std')
-        ax.set_title(f'{network} gradient')
+        ax.set_ylabel('SNR')
+        ax.set_title(f'{network} gradient: ' +
+                     ('|mean| / std per entry, averaged' if kind == 'mean'
+                      else '||mean|| / sqrt(total variance)'), fontsize=10)
         ax.grid(alpha=0.3, which='both')
-    axes[0].legend(frameon=False, fontsize=7)
+    axes.flat[0].legend(frameon=False, fontsize=7)
     _save(fig, path)

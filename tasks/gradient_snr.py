@@ -102,15 +102,21 @@ def gradient_moments(model, x, n_samples, estimator, n_draws, seed):
     return out
 
 
-def snr_summary(moments):
-    """Mean and median over entries of |mean| / std, per network; entries
-    whose gradient never varies (std 0) are left out."""
+def snr_summary(moments, n_draws):
+    """Per network: the mean and median over entries of |mean| / std
+    (entries whose gradient never varies, std 0, are left out), and the SNR
+    of the whole gradient vector, ||E g|| / sqrt(E ||g - E g||^2), with
+    ||E g||^2 estimated without the bias of the noise (sum std^2 / n_draws).
+    """
     out = {}
     for g in ('encoder', 'decoder'):
-        std = moments[f'std_{g}']
-        snr = np.abs(moments[f'mean_{g}'][std > 0]) / std[std > 0]
+        mean, std = moments[f'mean_{g}'], moments[f'std_{g}']
+        snr = np.abs(mean[std > 0]) / std[std > 0]
         out[f'{g}_snr_mean'] = float(np.mean(snr))
         out[f'{g}_snr_median'] = float(np.median(snr))
+        noise = float(np.sum(std**2))
+        signal = max(float(np.sum(mean**2)) - noise / n_draws, 0.0)
+        out[f'{g}_snr_vector'] = (signal / noise)**0.5 if noise else 0.0
     return out
 
 
@@ -148,12 +154,15 @@ def run_task():
                               n_draws=FLAGS.n_draws,
                               settings=common.settings(config))
                 record.update(snr_summary(gradient_moments(
-                    model, x, k, estimator, FLAGS.n_draws, config.seed)))
+                    model, x, k, estimator, FLAGS.n_draws, config.seed),
+                    FLAGS.n_draws))
                 common.append_run(path, record)
                 done[(point, k, estimator)] = record
-                print(f'{point} k={k} {estimator}: encoder SNR '
-                      f'{record["encoder_snr_mean"]:.3f}, decoder SNR '
-                      f'{record["decoder_snr_mean"]:.3f} '
+                print(f'{point} k={k} {estimator}: SNR per entry / of the '
+                      f'vector: encoder {record["encoder_snr_mean"]:.3f} / '
+                      f'{record["encoder_snr_vector"]:.3f}, decoder '
+                      f'{record["decoder_snr_mean"]:.3f} / '
+                      f'{record["decoder_snr_vector"]:.3f} '
                       f'({time.time() - t0:.0f}s)', flush=True)
     records = sorted(done.values(), key=lambda r: (
         r['point'], r['estimator'], r['n_samples']))
@@ -162,21 +171,20 @@ def run_task():
     print(f'wrote {out_dir}/snr.md, snr.csv, snr.png')
 
 
-def slope(records, point, estimator, network):
+def slope(records, point, estimator, key):
     """The least-squares slope of log SNR against log k (-0.5: 1/sqrt(k))."""
     mine = [r for r in records if r['point'] == point and
-            r['estimator'] == estimator]
+            r['estimator'] == estimator and r[key] > 0]
     if len(mine) < 2:
         return float('nan')
     return float(np.polyfit(np.log([r['n_samples'] for r in mine]),
-                            np.log([r[f'{network}_snr_mean'] for r in mine]),
-                            1)[0])
+                            np.log([r[key] for r in mine]), 1)[0])
 
 
 def write_tables(records, out_dir, config):
     fields = ['point', 'estimator', 'n_samples', 'encoder_snr_mean',
-              'encoder_snr_median', 'decoder_snr_mean', 'decoder_snr_median',
-              'n_draws']
+              'encoder_snr_median', 'encoder_snr_vector', 'decoder_snr_mean',
+              'decoder_snr_median', 'decoder_snr_vector', 'n_draws']
     with open(os.path.join(out_dir, 'snr.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
         writer.writeheader()
@@ -185,20 +193,26 @@ def write_tables(records, out_dir, config):
              f'{config.stochastic_layers} stochastic layer(s), batch '
              f'{config.batch_size}, trained {config.total_epochs} epochs with '
              f'k={config.n_samples}, {config.estimator})', '',
-             '| point | estimator | k | encoder SNR | decoder SNR |',
-             '|---|---|---:|---:|---:|']
+             '| point | estimator | k | encoder SNR, per entry | encoder '
+             'SNR, vector | decoder SNR, per entry | decoder SNR, vector |',
+             '|---|---|---:|---:|---:|---:|---:|']
     lines += [f'| {r["point"]} | {r["estimator"]} | {r["n_samples"]} | '
-              f'{r["encoder_snr_mean"]:.4f} | {r["decoder_snr_mean"]:.4f} |'
+              f'{r["encoder_snr_mean"]:.4f} | {r["encoder_snr_vector"]:.4f} | '
+              f'{r["decoder_snr_mean"]:.4f} | {r["decoder_snr_vector"]:.4f} |'
               for r in records]
-    lines += ['', 'SNR = |mean| / std over draws per gradient entry, averaged '
-              'over entries. Slope of log SNR against log k (-0.5 is '
-              '1/sqrt(k), +0.5 is sqrt(k)):', '']
+    lines += ['', 'Per entry: |mean| / std over draws of each gradient entry, '
+              'averaged over entries. Vector: ||mean|| / sqrt(total '
+              'variance) of the whole gradient. Slopes of log SNR against '
+              'log k (-0.5 is 1/sqrt(k), +0.5 is sqrt(k)), per entry / '
+              'vector:', '']
     for point in dict.fromkeys(r['point'] for r in records):
         for estimator in dict.fromkeys(r['estimator'] for r in records):
-            lines.append(
-                f'- {point}, {estimator}: encoder '
-                f'{slope(records, point, estimator, "encoder"):+.2f}, decoder '
-                f'{slope(records, point, estimator, "decoder"):+.2f}')
+            lines.append(f'- {point}, {estimator}: ' + ', '.join(
+                f'{network} '
+                f'{slope(records, point, estimator, f"{network}_snr_mean"):+.2f}'
+                f' / '
+                f'{slope(records, point, estimator, f"{network}_snr_vector"):+.2f}'
+                for network in ('encoder', 'decoder')))
     with open(os.path.join(out_dir, 'snr.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 

@@ -219,9 +219,13 @@ class GradientSnrTest(tf.test.TestCase):
         summary = gradient_snr.snr_summary(dict(
             mean_encoder=np.array([1.0, -2.0, 5.0]),
             std_encoder=np.array([1.0, 1.0, 0.0]),
-            mean_decoder=np.array([3.0]), std_decoder=np.array([2.0])))
+            mean_decoder=np.array([3.0]), std_decoder=np.array([2.0])),
+            n_draws=4)
         self.assertEqual(summary['encoder_snr_mean'], 1.5)
         self.assertEqual(summary['decoder_snr_mean'], 1.5)
+        # ||mean||^2 = 30 less the noise's share 2 / 4; total variance 2.
+        self.assertAllClose(summary['encoder_snr_vector'], (29.5 / 2)**0.5)
+        self.assertAllClose(summary['decoder_snr_vector'], (8 / 4)**0.5)
 
 
 if __name__ == '__main__':
