@@ -189,7 +189,8 @@ class NanTest(tf.test.TestCase):
         optimizer = train.make_optimizer(config)
         optimizer.build(model.trainable_variables)
         step = tf.function(train.make_train_step(model, optimizer, config,
-                                                 False), jit_compile=True)
+                                                 False, guard=True),
+                           jit_compile=True)
         before = [v.numpy() for v in model.variables + optimizer.variables]
         x = dataset.train[:20].copy()
         x[0, 0] = np.nan
