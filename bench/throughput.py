@@ -105,10 +105,11 @@ def fused_rate(dataset, config):
     model = train.make_model(config, dataset)
     optimizer = train.make_optimizer(config)
     optimizer.build(model.trainable_variables)
+    state = model.variables + optimizer.variables
     block = train.make_train_block(  # As train.train's unguarded blocks.
         train.make_train_step(model, optimizer, config, False), seed=0,
-        stop_at_non_finite=False,
-        state=model.variables + optimizer.variables)
+        stop_at_non_finite=False, state=state,
+        backup=[tf.Variable(v, trainable=False) for v in state])
     per_call = min(500, FLAGS.steps)  # The training loop's default.
     calls = [tf.constant(indices[i:i + per_call])
              for i in range(0, FLAGS.steps - per_call + 1, per_call)]

@@ -239,7 +239,8 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
     return step
 
 
-def make_train_block(step, seed, stop_at_non_finite=True, state=()):
+def make_train_block(step, seed, stop_at_non_finite=True, state=(),
+                     backup=()):
     """Many steps in one XLA call: the training loop's inner block.
 
     Args:
@@ -248,6 +249,9 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=()):
         stop_at_non_finite: end the block at the first step with a
             non-finite bound (or gradient, for a guarded step); else go on.
         state: variables checked for finite values at the end of the block.
+        backup: empty, or variables shaped like state, into which the block
+            copies state before its first step (so a bad block can be
+            undone without a copy to the host every block).
 
     Returns:
         block(x_train [n, n_pixels], batch_indices int32 [steps_per_call,
@@ -259,6 +263,8 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=()):
     """
     @tf.function(jit_compile=True)
     def block(x_train, batch_indices, n_steps, first_step):
+        for copy, v in zip(backup, state):
+            copy.assign(v)
         bounds = tf.fill([batch_indices.shape[0]], float('nan'))
         steps_run = tf.constant(0)
         for i in tf.range(n_steps):
@@ -464,10 +470,11 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     # finite is undone and rerun with every step guarded (compiled on first
     # need), which stops at or skips the bad step as nan_policy says.
     state = model.variables + optimizer.variables
+    backup = [tf.Variable(v, trainable=False) for v in state]
     dynamic = dataset.binarization == 'dynamic'
     fast_block = make_train_block(
         make_train_step(model, optimizer, config, dynamic), config.seed,
-        stop_at_non_finite=False, state=state)
+        stop_at_non_finite=False, state=state, backup=backup)
     guarded_block = None
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     x_train = tf.constant(dataset.train, tf.float32)
@@ -495,12 +502,11 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             t0 = time.time()
             args = (x_train, tf.constant(indices),
                     tf.constant(n_steps, tf.int32), tf.constant(step, tf.int32))
-            before = [v.numpy() for v in state]
             block_bounds, steps_run, state_finite = fast_block(*args)
             if not (state_finite and np.all(np.isfinite(
                     block_bounds.numpy()[:n_steps]))):
-                for v, value in zip(state, before):
-                    v.assign(value)
+                for v, copy in zip(state, backup):
+                    v.assign(copy)
                 guarded_block = guarded_block or make_train_block(
                     make_train_step(model, optimizer, config, dynamic,
                                     guard=True), config.seed,

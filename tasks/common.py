@@ -118,6 +118,22 @@ def append_run(path, record):
         os.fsync(f.fileno())
 
 
+def finished_records(path):
+    """The records in path (its folder is made if need be), which only
+    --resume may continue: a sweep run again without it would mix with them.
+
+    Raises:
+        ValueError: path holds records and --resume is not set.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    records = read_runs(path)
+    if records and not FLAGS.resume:
+        raise ValueError(f'{path} already holds {len(records)} finished '
+                         'results; pass --resume to keep them and run the '
+                         'rest, or choose another --out_dir')
+    return records
+
+
 def train_and_evaluate(config, dataset, logdir, resume):
     """One run of a sweep: trains, evaluates, returns its record."""
     result = train.train(config, dataset, logdir, resume=resume,
@@ -160,14 +176,8 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
     Raises:
         ValueError: out_dir holds runs and --resume is not set.
     """
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, RUNS_FILE)
-    done = {_key(r['settings']): r
-            for r in read_runs(path)}
-    if done and not FLAGS.resume:
-        raise ValueError(f'{path} already holds {len(done)} finished runs; '
-                         'pass --resume to keep them and run the rest, or '
-                         'choose another --out_dir')
+    done = {_key(r['settings']): r for r in finished_records(path)}
     wanted = {_key(settings(c)) for c in configs}
     if reuse_from:
         for record in read_runs(os.path.join(reuse_from, RUNS_FILE)):

@@ -123,14 +123,9 @@ def snr_summary(moments, n_draws):
 def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'gradient_snr'))
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, 'snr.jsonl')
     done = {(r['point'], r['n_samples'], r['estimator']): r
-            for r in common.read_runs(path)}
-    if done and not FLAGS.resume:
-        raise ValueError(f'{path} already holds {len(done)} results; pass '
-                         '--resume to keep them and measure the rest, or '
-                         'choose another --out_dir')
+            for r in common.finished_records(path)}
     config = common.config_for(objective='iwae_elbo')
     dataset = main_py.load_data_from_flags()
     ks = [int(k) for k in FLAGS.snr_samples]

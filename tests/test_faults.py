@@ -29,10 +29,7 @@ KILL_RUN = ('--epochs', '8', '--batch_size', '20', '--steps_per_call', '4',
 
 
 def write_data(folder, n_train=400):
-    rng = np.random.default_rng(0)
-    np.savez(os.path.join(folder, 'binarized_mnist.npz'), **{
-        k: (rng.uniform(size=(n, 784)) < 0.2).astype(np.uint8)
-        for k, n in (('x_train', n_train), ('x_valid', 20), ('x_test', 30))})
+    test_main.tiny_binarized_mnist(folder, n_train)
 
 
 class KillResumeTest(tf.test.TestCase):

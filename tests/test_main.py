@@ -23,11 +23,11 @@ def main_py(*args):
     return done.returncode, done.stdout, done.stderr
 
 
-def tiny_binarized_mnist(folder):
+def tiny_binarized_mnist(folder, n_train=100):
     rng = np.random.default_rng(0)
     np.savez(os.path.join(folder, 'binarized_mnist.npz'), **{
         k: (rng.uniform(size=(n, 784)) < 0.2).astype(np.uint8)
-        for k, n in (('x_train', 100), ('x_valid', 20), ('x_test', 30))})
+        for k, n in (('x_train', n_train), ('x_valid', 20), ('x_test', 30))})
 
 
 class MainTest(tf.test.TestCase, parameterized.TestCase):
