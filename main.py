@@ -17,10 +17,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TF is imported.
 from absl import app
 from absl import flags
 from absl import logging
+import tensorflow as tf
 
 from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
+from iwae_tf import monitor
 from iwae_tf import objectives
 from iwae_tf import train
 
@@ -50,6 +52,12 @@ flags.DEFINE_enum('estimator', 'standard', list(objectives.ESTIMATORS),
                   'Encoder gradient: standard, dreg (doubly reparameterized, '
                   'Tucker et al. 2018; iwae_elbo) or stl (sticking the '
                   'landing, Roeder et al. 2017).')
+flags.DEFINE_bool('conditional', False, 'Model p(x|y): the one-hot label '
+                  'is an input of the encoder and decoder. Needs a labelled '
+                  'dataset (--dataset mnist).')
+flags.DEFINE_enum('prior', 'standard', list(models.PRIORS),
+                  'Prior of the top layer: standard N(0, I), or conditional: '
+                  'a learned p(h|y) (with --conditional).')
 flags.DEFINE_enum('init', 'paper', list(models.INITIALIZERS),
                   'Weight initialisation; paper = the authors\' code '
                   '(= xavier_uniform).')
@@ -71,6 +79,16 @@ flags.DEFINE_integer('eval_every_epochs', 1, 'Validation bound and prior '
 flags.DEFINE_enum('nan_policy', 'stop', train.NAN_POLICIES,
                   'On a non-finite bound or gradient: stop (after saving the '
                   'weights before it) or skip_batch (leave that step out).')
+flags.DEFINE_string('init_from', None, 'Start from the weights of this '
+                    'checkpoint (a run\'s logdir, or LOGDIR/stages/stage-i) '
+                    'with a fresh optimizer, then train as configured: the '
+                    'transfer experiments of section 5.3.')
+flags.DEFINE_bool('keep_stage_checkpoints', False, 'Also keep the weights '
+                  'after each stage of the schedule (3^i epochs) as '
+                  'LOGDIR/stages/stage-i.')
+flags.DEFINE_bool('figures', True, 'Training-time figures (prior samples, '
+                  'reconstructions; PNG frames, a GIF and TensorBoard '
+                  'images) and post-run figures in LOGDIR/figures.')
 flags.DEFINE_string('logdir', None, 'Output folder. Default: '
                     'runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS.')
 flags.DEFINE_bool('resume', False, 'Continue from the latest checkpoint in '
@@ -96,9 +114,14 @@ def config_from_flags():
 
 
 def default_logdir(config):
-    return os.path.join('runs', f'{config.dataset}_{config.stochastic_layers}'
-                        f'layer_{config.objective}_k{config.n_samples}_'
-                        f'{config.init}_seed{config.seed}')
+    name = (f'{config.dataset}_{config.stochastic_layers}layer_'
+            f'{config.objective}_k{config.n_samples}_{config.init}_'
+            f'seed{config.seed}')
+    if config.conditional:
+        name += f'_conditional_{config.prior}_prior'
+    if config.init_from:
+        name += '_from_' + os.path.basename(os.path.normpath(config.init_from))
+    return os.path.join('runs', name)
 
 
 def load_data_from_flags():
@@ -124,6 +147,12 @@ def run(config, dataset, logdir):
     results.update(evaluate.evaluate_model(
         result.model, dataset, FLAGS.eval_samples, seed=config.seed,
         train_set=FLAGS.eval_train, log=log, progress=FLAGS.progress))
+    if config.figures:
+        with tf.summary.create_file_writer(logdir).as_default():
+            monitor.post_run_figures(
+                result.model, results['unit_activities'],
+                os.path.join(logdir, train.FIGURE_DIR), seed=config.seed,
+                log=log)
     results['wall_time_s'] = result.wall_time_s + (time.time() - t0)
     train.write_json_atomically(os.path.join(logdir, 'results.json'), results)
     log(f'wrote {os.path.join(logdir, "results.json")}')

@@ -48,6 +48,8 @@ class Dataset:
         test_labels: int array [n_test] or None.
         train_labels: int array [n_train] or None.
         source: where the data was read from, for logs.
+        validation_labels: int array [n_validation] or None.
+        n_classes: labels lie in 0 .. n_classes - 1 (0: no labels).
     """
     name: str
     train: np.ndarray
@@ -57,11 +59,25 @@ class Dataset:
     test_labels: np.ndarray = None
     train_labels: np.ndarray = None
     source: str = ''
+    validation_labels: np.ndarray = None
+    n_classes: int = 0
 
     @property
     def train_pixel_means(self):
         """float array [N_PIXELS]: the expected training pixel values."""
         return self.train.mean(axis=0)
+
+    def check_labelled(self):
+        """Raises DataError unless every split has labels (for a conditional
+        model p(x|y))."""
+        missing = [split for split in ('train', 'validation', 'test')
+                   if getattr(self, f'{split}_labels') is None]
+        if missing:
+            raise DataError(
+                f'{self.name} has no {" or ".join(missing)} labels, and a '
+                'conditional model needs them: use --dataset mnist (grey-'
+                'scale MNIST from mnist.npz, the IDX files or '
+                'tensorflow-datasets)')
 
     def binarized_train(self):
         """The training set as 0/1 pixels (sampled once, for evaluation)."""
@@ -306,12 +322,17 @@ def load_mnist(data_dir=None, download=False, n_validation=10000):
         if y is not None and len(y) != len(x):
             raise DataError(f'{source}: {len(y)} {split} labels for {len(x)} '
                             'images')
+        if y is not None and len(y) and (np.min(y) < 0 or np.max(y) > 9):
+            raise DataError(f'{source}: {split} labels must be digits 0-9, '
+                            f'found {np.min(y)}..{np.max(y)}')
     validation = binarize(x_train[-n_validation:], TEST_BINARIZATION_SEED + 1)
+    y_train = np.asarray(y_train, np.int64)
     return Dataset('mnist', x_train, validation,
                    binarize(x_test, TEST_BINARIZATION_SEED),
                    binarization='dynamic',
                    test_labels=np.asarray(y_test, np.int64),
-                   train_labels=np.asarray(y_train, np.int64), source=source)
+                   train_labels=y_train, source=source,
+                   validation_labels=y_train[-n_validation:], n_classes=10)
 
 
 # Omniglot.

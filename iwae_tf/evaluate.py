@@ -35,20 +35,28 @@ def _batches(x, batch_size):
     return padded.reshape((n_batches, batch_size) + x.shape[1:])
 
 
-def _map_batches(fn, x, batch_size, batches_per_call, progress=None):
-    """Applies a compiled fn(x_batches [m, batch, d], first_batch) -> [m, ...]
-    to x in groups of batches_per_call batches; returns rows [n, ...]."""
+def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None):
+    """Applies a compiled fn(x_batches [m, batch, d], y_batches [m, batch,
+    n_classes] or None, first_batch) -> [m, ...] to x (and its one-hot labels
+    y) in groups of batches_per_call batches; returns rows [n, ...]."""
     batches = _batches(np.asarray(x, np.float32), batch_size)
+    label_batches = None if y is None else _batches(y, batch_size)
     batches_per_call = min(batches_per_call, len(batches))  # No idle padding.
     bar = keras.utils.Progbar(len(x), unit_name='image') if progress else None
-    outputs = []
-    for start in range(0, len(batches), batches_per_call):
-        group = batches[start:start + batches_per_call]
+
+    def group_of(array, start):
+        group = array[start:start + batches_per_call]
         if len(group) < batches_per_call:  # Keep one static shape.
             pad = np.zeros((batches_per_call - len(group),) + group.shape[1:],
                            np.float32)
             group = np.concatenate([group, pad])
-        out = fn(tf.constant(group), tf.constant(start, tf.int32)).numpy()
+        return tf.constant(group)
+
+    outputs = []
+    for start in range(0, len(batches), batches_per_call):
+        out = fn(group_of(batches, start),
+                 None if y is None else group_of(label_batches, start),
+                 tf.constant(start, tf.int32)).numpy()
         outputs.append(out.reshape((-1,) + out.shape[2:]))
         if bar:
             bar.update(min(len(x), (start + batches_per_call) * batch_size))
@@ -59,23 +67,36 @@ def _compiled_over_batches(per_batch):
     """An XLA function looping per_batch over image batches in one call.
 
     Args:
-        per_batch: (x [batch, d], batch index, *args) -> float Tensor
-            [batch, ...].
+        per_batch: (x [batch, d], y [batch, n_classes] or None, batch index,
+            *args) -> float Tensor [batch, ...].
 
     Returns:
-        fn(x_batches [m, batch, d], first_batch, *args) -> [m, batch, ...].
+        fn(x_batches [m, batch, d], y_batches [m, batch, n_classes] or None,
+        first_batch, *args) -> [m, batch, ...].
     """
     @tf.function(jit_compile=True)
-    def fn(x_batches, first_batch, *args):
+    def fn(x_batches, y_batches, first_batch, *args):
         out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
         for i in tf.range(tf.shape(x_batches)[0]):
-            out = out.write(i, per_batch(x_batches[i], first_batch + i, *args))
+            y = None if y_batches is None else y_batches[i]
+            out = out.write(i, per_batch(x_batches[i], y, first_batch + i,
+                                         *args))
         return out.stack()
     return fn
 
 
+def one_hot(labels, n_classes):
+    """int array [n] -> float32 array [n, n_classes]; None stays None."""
+    if labels is None:
+        return None
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
+
+
 class Evaluator:
     """Compiled evaluation functions for one model.
+
+    Methods take labels (int array [n]) for a conditional model p(x|y), whose
+    estimates are then of log p(x|y); none for an unconditional one.
 
     Args:
         model: an iwae_tf.models.IWAEModel.
@@ -97,12 +118,12 @@ class Evaluator:
             return self._compiled[key]
         n_chunks = n_samples // chunk_samples
 
-        def one_batch(x, b, unit_masks):
+        def one_batch(x, y, b, unit_masks):
             running = tf.fill([tf.shape(x)[0]], -np.inf)  # log sum of w
             for c in tf.range(n_chunks):
                 log_w = self.model.log_weights(
                     x, chunk_samples, self._chunk_seed(b, c),
-                    unit_masks if masked else None)  # [chunk, batch]
+                    unit_masks if masked else None, y)  # [chunk, batch]
                 running = tf.reduce_logsumexp(
                     tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
             return running - math.log(n_samples)
@@ -113,7 +134,7 @@ class Evaluator:
 
     def log_likelihood(self, x, n_samples=5000, chunk_samples=1000,
                        batch_size=10, batches_per_call=10, unit_masks=None,
-                       progress=False):
+                       progress=False, labels=None):
         """Per-image estimates of log p(x) by L_k with k = n_samples.
 
         Args:
@@ -126,6 +147,7 @@ class Evaluator:
             unit_masks: None or a list of 0/1 arrays, one per stochastic
                 layer (see IWAEModel.log_weights), to remove units.
             progress: show a progress bar.
+            labels: int array [n] for a conditional model.
 
         Returns:
             float64 array [n].
@@ -137,9 +159,15 @@ class Evaluator:
         masks = ([tf.constant(m, tf.float32) for m in unit_masks]
                  if unit_masks is not None else
                  [tf.ones([u]) for u in self.model.latent_units])
-        return _map_batches(lambda xb, first: fn(xb, first, masks), x,
-                            batch_size, batches_per_call,
-                            progress).astype(np.float64)
+        return _map_batches(lambda xb, yb, first: fn(xb, yb, first, masks), x,
+                            batch_size, batches_per_call, progress,
+                            self._one_hot(labels)).astype(np.float64)
+
+    def _one_hot(self, labels):
+        """labels int [n] -> one-hot [n, n_classes]; raises ValueError when
+        labels are missing for a conditional model or given to another."""
+        self.model.check_label(labels)
+        return one_hot(labels, self.model.n_classes)
 
     def log_weights_in_chunks(self, x, n_samples, chunk_samples):
         """The log-weights log_likelihood draws for one batch (for tests).
@@ -163,13 +191,14 @@ class Evaluator:
                                for c in range(n_samples // chunk_samples)])
 
     def mean_bound(self, x, objective, n_samples, batch_size=100,
-                   batches_per_call=20):
+                   batches_per_call=20, labels=None):
         """The mean over x of a bound (vae_elbo or iwae_elbo) with k samples.
 
         Args:
             x: float array [n, n_pixels] of 0/1.
             objective: a name in objectives.OBJECTIVES.
             n_samples: int, k.
+            labels: int array [n] for a conditional model.
 
         Returns:
             float.
@@ -178,13 +207,13 @@ class Evaluator:
         if key not in self._compiled:
             bound = objectives.get_objective(objective)
             self._compiled[key] = _compiled_over_batches(
-                lambda x, b: bound(self.model.log_weights(
-                    x, n_samples, self._chunk_seed(b, -1))))
+                lambda x, y, b: bound(self.model.log_weights(
+                    x, n_samples, self._chunk_seed(b, -1), y=y)))
         values = _map_batches(self._compiled[key], x, batch_size,
-                              batches_per_call)
+                              batches_per_call, y=self._one_hot(labels))
         return float(np.mean(values, dtype=np.float64))
 
-    def unit_activities(self, x, n_samples=100, batch_size=500):
+    def unit_activities(self, x, n_samples=100, batch_size=500, labels=None):
         """A_u = Var_x(E_q[u | x]) for every unit of every stochastic layer.
 
         This is the diagonal of Cov_x(E_{u ~ q(u|x)}[u]) of section 5.2;
@@ -194,21 +223,32 @@ class Evaluator:
             x: float array [n, n_pixels].
             n_samples: int, draws of h1 for the upper layer's means.
             batch_size: int.
+            labels: int array [n] for a conditional model.
 
         Returns:
             list of float64 arrays [units], one per stochastic layer.
+        """
+        means = self.posterior_means(x, n_samples, batch_size, labels)
+        return [np.var(m.astype(np.float64), axis=0) for m in means]
+
+    def posterior_means(self, x, n_samples=100, batch_size=500, labels=None):
+        """E_q[h_l | x] for every image and stochastic layer l (see
+        IWAEModel.posterior_means).
+
+        Returns:
+            list of float32 arrays [n, units], one per stochastic layer.
         """
         key = ('means', n_samples)
         if key not in self._compiled:
             # The layers side by side: [batch, sum of units].
             self._compiled[key] = _compiled_over_batches(
-                lambda x, b: tf.concat(self.model.posterior_means(
-                    x, n_samples, self._chunk_seed(b, -2)), axis=-1))
+                lambda x, y, b: tf.concat(self.model.posterior_means(
+                    x, n_samples, self._chunk_seed(b, -2), y), axis=-1))
         means = _map_batches(self._compiled[key], x, batch_size,
-                             batches_per_call=1)  # [n, sum of units]
+                             batches_per_call=1,
+                             y=self._one_hot(labels))  # [n, sum of units]
         bounds = np.cumsum((0,) + tuple(self.model.latent_units))
-        return [np.var(means[:, lo:hi].astype(np.float64), axis=0)
-                for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [means[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def active_units(activities, threshold=ACTIVITY_THRESHOLD):
@@ -239,28 +279,34 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         dict with test_log_likelihood, test_images_per_second, active_units
         (per layer), unit_activities (per layer, lists of floats), and
         pruned_test_log_likelihood / train_log_likelihood when asked for.
+        For a conditional model these are of log p(x|y).
     """
     evaluator = Evaluator(model, seed=seed)
+    conditional = bool(model.n_classes)
+    test_labels = dataset.test_labels if conditional else None
+    given = ' log p(x|y)' if conditional else ''
     t0 = time.time()
     test_ll = evaluator.log_likelihood(dataset.test, n_samples,
-                                       progress=progress).mean()
+                                       progress=progress,
+                                       labels=test_labels).mean()
     results = dict(test_log_likelihood=float(test_ll),
                    test_images_per_second=len(dataset.test) /
                    (time.time() - t0))
-    log(f'test log-likelihood (k={n_samples}): {test_ll:.3f}')
-    activities = evaluator.unit_activities(dataset.test)
+    log(f'test log-likelihood{given} (k={n_samples}): {test_ll:.3f}')
+    activities = evaluator.unit_activities(dataset.test, labels=test_labels)
     results['active_units'] = active_units(activities)
     results['unit_activities'] = [a.tolist() for a in activities]
     log(f'active units per stochastic layer: {results["active_units"]}')
     if prune:
         pruned_ll = evaluator.log_likelihood(
-            dataset.test, n_samples, progress=progress,
+            dataset.test, n_samples, progress=progress, labels=test_labels,
             unit_masks=active_unit_masks(activities)).mean()
         results['pruned_test_log_likelihood'] = float(pruned_ll)
         log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
     if train_set:
         train_ll = evaluator.log_likelihood(
-            dataset.binarized_train(), n_samples, progress=progress).mean()
+            dataset.binarized_train(), n_samples, progress=progress,
+            labels=dataset.train_labels if conditional else None).mean()
         results['train_log_likelihood'] = float(train_ll)
         log(f'train log-likelihood (k={n_samples}): {train_ll:.3f}')
     return results

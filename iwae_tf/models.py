@@ -7,6 +7,10 @@ and the generative path mirrors them (h2 -100-100- h1 -200-200- x).
 Every Gaussian layer has a linear mean and sigma = exp(linear), as in that
 code; pixels are Bernoulli with logits from a linear layer. Methods return
 `tfp.distributions`; `log_weights` is all training needs.
+
+A conditional model (n_classes > 0) gives every network the one-hot label y
+as extra inputs: q(h|x, y) and p(x, h|y); its prior is N(0, I) or a learned
+p(h_top|y).
 """
 
 import keras
@@ -36,6 +40,10 @@ INITIALIZERS = {
                       distribution='untruncated_normal'),
 }
 
+# The prior over the top stochastic layer: N(0, I), or a learned p(h|y) of a
+# conditional model.
+PRIORS = ('standard', 'conditional')
+
 # Pixel means are clipped to this before taking the logit for the output bias.
 _BIAS_CLIP = 1e-3
 
@@ -52,6 +60,16 @@ def check_stochastic_layers(stochastic_layers):
     if stochastic_layers not in ARCHITECTURES:
         raise ValueError(f'stochastic_layers must be one of '
                          f'{sorted(ARCHITECTURES)}, got {stochastic_layers}')
+
+
+def check_prior(prior, n_classes):
+    """Raises ValueError unless the prior exists and fits the model."""
+    if prior not in PRIORS:
+        raise ValueError(f'unknown prior {prior!r}: choose one of '
+                         f'{", ".join(PRIORS)}')
+    if prior == 'conditional' and not n_classes:
+        raise ValueError('prior conditional is p(h|y): it needs a '
+                         'conditional model (--conditional)')
 
 
 def output_bias_from_pixel_means(pixel_means):
@@ -129,6 +147,41 @@ class BernoulliLayer(keras.layers.Layer):
         return self.logits(h)
 
 
+class ConditionalPrior(keras.layers.Layer):
+    """p(h|y) = N(mean(y), sigma(y)) with sigma = exp(linear), for a one-hot y.
+
+    Linear in y: for a one-hot label that is a free mean and log-sigma per
+    class, as much as a deeper network could give. Zero weights at the start
+    make it N(0, I) for every class, the standard prior.
+    """
+
+    def __init__(self, latent_units, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = keras.layers.Dense(latent_units, name=f'{self.name}_mean',
+                                       kernel_initializer='zeros')
+        self.log_sigma = keras.layers.Dense(
+            latent_units, name=f'{self.name}_log_sigma',
+            kernel_initializer='zeros')
+
+    def call(self, y):
+        """y: float Tensor [batch, n_classes] -> (mean, sigma) [batch, units]."""
+        return self.mean(y), tf.exp(self.log_sigma(y))
+
+
+def _repeat_label(y, rows):
+    """y [batch, n_classes] repeated to [rows, n_classes] for rows =
+    n_samples * batch sample-major rows (row s * batch + b holds y[b])."""
+    return tf.tile(y, [rows // tf.shape(y)[0], 1])
+
+
+def _with_label(h, y):
+    """h [rows, d] joined with the label y [batch, n_classes] as extra inputs
+    -> [rows, d + n_classes]; h itself when y is None."""
+    if y is None:
+        return h
+    return tf.concat([h, _repeat_label(y, tf.shape(h)[0])], axis=-1)
+
+
 def _flatten_samples(t):
     """[n_samples, batch, d] -> [n_samples * batch, d]."""
     return tf.reshape(t, [-1, t.shape[-1]])
@@ -145,12 +198,14 @@ class IWAEModel(keras.Model):
     """q(h|x) and p(x, h) of the paper's section 5 models.
 
     Layers are called q_h1_given_x, q_h2_given_h1 (2 layers), p_h1_given_h2
-    (2 layers) and p_x_given_h1; the prior on the top layer is N(0, I).
+    (2 layers) and p_x_given_h1; the prior on the top layer is N(0, I) or,
+    for a conditional model, optionally a learned p(h_top|y). Every method
+    of a conditional model takes y: float Tensor [batch, n_classes], one-hot.
     """
 
     def __init__(self, stochastic_layers=1, n_pixels=784, init='paper',
                  output_bias=None, seed=0, latent_units=None,
-                 hidden_units=None, **kwargs):
+                 hidden_units=None, n_classes=0, prior='standard', **kwargs):
         """Builds the model.
 
         Args:
@@ -164,12 +219,18 @@ class IWAEModel(keras.Model):
                 bottom first, replacing the paper's (for small studies).
             hidden_units: optional tuple of tuples of deterministic units
                 below each stochastic layer in q, bottom first (p mirrors).
+            n_classes: 0 for p(x); else the number of labels of a
+                conditional model p(x|y).
+            prior: a name in PRIORS; 'conditional' needs n_classes > 0.
         """
         super().__init__(**kwargs)
         check_stochastic_layers(stochastic_layers)
+        check_prior(prior, n_classes)
         arch = ARCHITECTURES[stochastic_layers]
         self.stochastic_layers = stochastic_layers
         self.n_pixels = n_pixels
+        self.n_classes = n_classes
+        self.prior_kind = prior
         self.latent_units = tuple(latent_units or arch['latent_units'])
         hidden = tuple(hidden_units or arch['hidden_units'])
         if len(self.latent_units) != stochastic_layers or \
@@ -189,28 +250,47 @@ class IWAEModel(keras.Model):
             self.p_h1_given_h2_net = GaussianLayer(
                 tuple(reversed(hidden[1])), self.latent_units[0], seeds,
                 name='p_h1_given_h2')
+        if prior == 'conditional':
+            self.prior_net = ConditionalPrior(self.latent_units[-1],
+                                              name='p_htop_given_y')
         # Build every variable now, so optimizers and checkpoints see them.
-        self.log_weights(tf.zeros([1, n_pixels]), 1, tf.constant([0, 0]))
+        self.log_weights(tf.zeros([1, n_pixels]), 1, tf.constant([0, 0]),
+                         y=tf.zeros([1, n_classes]) if n_classes else None)
 
-    # Distributions. Batch shapes follow the inputs' leading dimensions.
+    def check_label(self, y):
+        """Raises ValueError when y is given to an unconditional model or
+        missing for a conditional one."""
+        if (y is None) != (not self.n_classes):
+            raise ValueError('a conditional model needs the labels y; an '
+                             'unconditional one takes none' if self.n_classes
+                             else 'this model is not conditional: pass no y')
 
-    def q_h1_given_x(self, x):
-        return tfd.Normal(*self.q_h1_given_x_net(x))
+    # Distributions. Batch shapes follow the inputs' leading dimensions; y
+    # (one-hot labels [batch, n_classes], None for an unconditional model)
+    # is repeated over the sample-major rows of h.
 
-    def q_h2_given_h1(self, h1):
-        return tfd.Normal(*self.q_h2_given_h1_net(h1))
+    def q_h1_given_x(self, x, y=None):
+        return tfd.Normal(*self.q_h1_given_x_net(_with_label(x, y)))
 
-    def p_h1_given_h2(self, h2):
-        return tfd.Normal(*self.p_h1_given_h2_net(h2))
+    def q_h2_given_h1(self, h1, y=None):
+        return tfd.Normal(*self.q_h2_given_h1_net(_with_label(h1, y)))
 
-    def p_x_given_h1(self, h1):
-        return tfd.Bernoulli(logits=self.p_x_given_h1_net(h1),
+    def p_h1_given_h2(self, h2, y=None):
+        return tfd.Normal(*self.p_h1_given_h2_net(_with_label(h2, y)))
+
+    def p_x_given_h1(self, h1, y=None):
+        return tfd.Bernoulli(logits=self.p_x_given_h1_net(_with_label(h1, y)),
                              dtype=tf.float32)
 
-    def prior(self):
-        """p(h_top) = N(0, I) over the top stochastic layer."""
+    def prior(self, y=None, rows=None):
+        """p(h_top): N(0, I), or p(h_top|y) with batch shape [rows, units]
+        (y repeated to rows = n_samples * batch rows; default batch)."""
         units = self.latent_units[-1]
-        return tfd.Normal(tf.zeros([units]), tf.ones([units]))
+        if self.prior_kind == 'standard':
+            return tfd.Normal(tf.zeros([units]), tf.ones([units]))
+        if rows is not None:
+            y = _repeat_label(y, rows)
+        return tfd.Normal(*self.prior_net(y))
 
     @property
     def encoder_variables(self):
@@ -231,17 +311,20 @@ class IWAEModel(keras.Model):
         nets = [self.p_x_given_h1_net]
         if self.stochastic_layers == 2:
             nets.append(self.p_h1_given_h2_net)
+        if self.prior_kind == 'conditional':
+            nets.append(self.prior_net)
         return [v for net in nets for v in net.trainable_variables]
 
-    def log_weights(self, x, n_samples, seed, unit_masks=None):
+    def log_weights(self, x, n_samples, seed, unit_masks=None, y=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x).
 
         The same as log_weights_and_latents(...)[0]; see there.
         """
         return self.log_weights_and_latents(x, n_samples, seed,
-                                            unit_masks)[0]
+                                            unit_masks, y)[0]
 
-    def log_weights_and_latents(self, x, n_samples, seed, unit_masks=None):
+    def log_weights_and_latents(self, x, n_samples, seed, unit_masks=None,
+                                y=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x),
         and the draws themselves (for pathwise gradient estimators).
 
@@ -255,17 +338,21 @@ class IWAEModel(keras.Model):
                 model: its value is 0 wherever it is an input, and its
                 density terms are left out of p and q (as the authors' code
                 removes inactive units).
+            y: float Tensor [batch, n_classes], the one-hot labels, for a
+                conditional model (then log w = log p(x, h|y) - log q(h|x, y));
+                None otherwise.
 
         Returns:
             (log_w float Tensor [n_samples, batch], latents): latents is
             [h1 [n_samples, batch, d1]] or [h1, h2 [n_samples * batch, d2]],
             the reparameterized draws as they leave q.
         """
+        self.check_label(y)
         masks = unit_masks or [None] * self.stochastic_layers
         seed_h1, seed_h2 = tf.unstack(tfp.random.split_seed(seed, n=2))
         batch = tf.shape(x)[0]
 
-        q_h1 = self.q_h1_given_x(x)  # batch shape [batch, d1]
+        q_h1 = self.q_h1_given_x(x, y)  # batch shape [batch, d1]
         h1 = q_h1.sample(n_samples, seed=seed_h1)  # [n_samples, batch, d1]
         if masks[0] is not None:
             h1 = h1 * masks[0]
@@ -273,27 +360,30 @@ class IWAEModel(keras.Model):
         h1_flat = _flatten_samples(h1)  # [n_samples * batch, d1]
 
         if self.stochastic_layers == 1:
-            log_p_h = _masked_sum(self.prior().log_prob(h1), masks[0])
+            # A conditional prior's batch shape [batch, d1] broadcasts.
+            log_p_h = _masked_sum(self.prior(y).log_prob(h1), masks[0])
         else:
-            q_h2 = self.q_h2_given_h1(h1_flat)  # [n_samples * batch, d2]
+            q_h2 = self.q_h2_given_h1(h1_flat, y)  # [n_samples * batch, d2]
             h2 = q_h2.sample(seed=seed_h2)  # [n_samples * batch, d2]
             if masks[1] is not None:
                 h2 = h2 * masks[1]
             log_q_h2 = _masked_sum(q_h2.log_prob(h2), masks[1])
-            log_p_h2 = _masked_sum(self.prior().log_prob(h2), masks[1])
-            log_p_h1 = _masked_sum(self.p_h1_given_h2(h2).log_prob(h1_flat),
-                                   masks[0])
+            log_p_h2 = _masked_sum(
+                self.prior(y, rows=tf.shape(h2)[0]).log_prob(h2), masks[1])
+            log_p_h1 = _masked_sum(
+                self.p_h1_given_h2(h2, y).log_prob(h1_flat), masks[0])
             log_q += tf.reshape(log_q_h2, [n_samples, batch])
             log_p_h = tf.reshape(log_p_h2 + log_p_h1, [n_samples, batch])
 
-        logits = self.p_x_given_h1_net(h1_flat)  # [n_samples * batch, n_pixels]
+        logits = self.p_x_given_h1_net(
+            _with_label(h1_flat, y))  # [n_samples * batch, n_pixels]
         logits = tf.reshape(logits, [n_samples, batch, self.n_pixels])
         log_p_x = tf.reduce_sum(
             tfd.Bernoulli(logits=logits).log_prob(x), axis=-1)
         latents = [h1] if self.stochastic_layers == 1 else [h1, h2]
         return log_p_x + log_p_h - log_q, latents  # [n_samples, batch]
 
-    def posterior_means(self, x, n_samples, seed):
+    def posterior_means(self, x, n_samples, seed, y=None):
         """E_q[h_l | x] for each stochastic layer l (for active units).
 
         E_q[h1 | x] is the mean of q(h1|x); E_q[h2 | x] = E_{h1 ~ q}[mean of
@@ -303,31 +393,56 @@ class IWAEModel(keras.Model):
             x: float Tensor [batch, n_pixels].
             n_samples: int, draws of h1 for the upper layer.
             seed: int Tensor [2].
+            y: one-hot labels [batch, n_classes] of a conditional model.
 
         Returns:
             list of float Tensors [batch, units], one per stochastic layer.
         """
-        q_h1 = self.q_h1_given_x(x)
+        self.check_label(y)
+        q_h1 = self.q_h1_given_x(x, y)
         means = [q_h1.mean()]
         if self.stochastic_layers == 2:
             h1 = q_h1.sample(n_samples, seed=seed)  # [n_samples, batch, d1]
-            mean_h2, _ = self.q_h2_given_h1_net(_flatten_samples(h1))
+            mean_h2, _ = self.q_h2_given_h1_net(
+                _with_label(_flatten_samples(h1), y))
             mean_h2 = tf.reshape(mean_h2, [n_samples, -1, self.latent_units[1]])
             means.append(tf.reduce_mean(mean_h2, axis=0))  # [batch, d2]
         return means
 
-    def sample_pixel_means(self, n, seed):
+    def sample_top(self, n, seed, y=None):
+        """n draws of the top stochastic layer from its prior: [n, units].
+
+        y: one-hot labels [n, n_classes] of a conditional model; the draw
+        for row i comes from p(h_top|y_i).
+        """
+        self.check_label(y)
+        prior = self.prior(y)
+        if self.prior_kind == 'standard':
+            return prior.sample(n, seed=seed)
+        return prior.sample(seed=seed)
+
+    def decode(self, h_top, seed, y=None):
+        """Bernoulli means of p(x|h1) given the top layer's values h_top
+        [n, units]; a 2-layer model draws h1 ~ p(h1|h2) with seed.
+
+        Returns:
+            float Tensor [n, n_pixels] in [0, 1].
+        """
+        h = h_top
+        if self.stochastic_layers == 2:
+            h = self.p_h1_given_h2(h, y).sample(seed=seed)
+        return tf.sigmoid(self.p_x_given_h1_net(_with_label(h, y)))
+
+    def sample_pixel_means(self, n, seed, y=None):
         """Bernoulli means of p(x|h1) for h drawn from the generative model.
 
         Args:
             n: int, how many images.
             seed: int Tensor [2].
+            y: one-hot labels [n, n_classes] of a conditional model.
 
         Returns:
             float Tensor [n, n_pixels] in [0, 1].
         """
         seed_top, seed_h1 = tf.unstack(tfp.random.split_seed(seed, n=2))
-        h = self.prior().sample(n, seed=seed_top)
-        if self.stochastic_layers == 2:
-            h = self.p_h1_given_h2(h).sample(seed=seed_h1)
-        return tf.sigmoid(self.p_x_given_h1_net(h))
+        return self.decode(self.sample_top(n, seed_top, y), seed_h1, y)

@@ -194,3 +194,130 @@ def snr_curves(records, path):
         ax.grid(alpha=0.3, which='both')
     axes.flat[0].legend(frameon=False, fontsize=7)
     _save(fig, path)
+
+
+def _image_axis(ax, image, title):
+    ax.imshow(image, cmap='gray_r', vmin=0, vmax=1, interpolation='nearest')
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def training_frame(pictures, path, title):
+    """One frame of the training animation: prior samples, their Bernoulli
+    means, and test digits over their reconstructions.
+
+    Args:
+        pictures: dict of float [height, width] grids in [0, 1] with keys
+            samples, means, reconstructions (see monitor.Monitor.pictures).
+        path: PNG file to write.
+        title: str, e.g. the epoch.
+    """
+    fig = plt.figure(figsize=(9, 5.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[5, 1.2])
+    _image_axis(fig.add_subplot(grid[0, 0]), pictures['samples'],
+                'samples x ~ p(x|h), h ~ prior (fixed)')
+    _image_axis(fig.add_subplot(grid[0, 1]), pictures['means'],
+                'their Bernoulli means')
+    _image_axis(fig.add_subplot(grid[1, :]), pictures['reconstructions'],
+                'test digits (top) and reconstructions (bottom)')
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def animation(frame_paths, path, seconds_per_frame=0.5):
+    """An animated GIF of PNG frames (the last one held 3x as long).
+
+    Uses Pillow, which matplotlib itself depends on.
+    """
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    if not frame_paths:
+        return
+    frames = [Image.open(p).convert('P', palette=Image.ADAPTIVE)
+              for p in frame_paths]
+    durations = [int(1000 * seconds_per_frame)] * len(frames)
+    durations[-1] *= 3
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f'{root}.tmp{ext}'
+    frames[0].save(tmp, save_all=True, append_images=frames[1:],
+                   duration=durations, loop=0)
+    os.replace(tmp, path)
+
+
+def image_rows(grid, path, title, row_labels=None):
+    """A grid of images (e.g. class-conditional samples, one row per class).
+
+    Args:
+        grid: float [rows * side, columns * side] in [0, 1]
+            (monitor.image_grid).
+        path: PNG file to write.
+        title: str.
+        row_labels: optional list of str, one per row.
+    """
+    height, width = grid.shape
+    fig, ax = plt.subplots(figsize=(1 + 6 * width / max(height, width),
+                                    0.5 + 6 * height / max(height, width)))
+    _image_axis(ax, grid, title)
+    if row_labels:
+        side = height / len(row_labels)
+        ax.set_yticks([side * (i + 0.5) for i in range(len(row_labels))])
+        ax.set_yticklabels(row_labels)
+    _save(fig, path)
+
+
+def log_activity_histograms(activities, path, threshold=0.01):
+    """Histograms of log A_u, the log-variance over x of E_q[u|x], of every
+    stochastic layer's units (the active-unit measure; the authors' code
+    plots log_variances_layer_i).
+
+    Args:
+        activities: list of float arrays [units], one per stochastic layer.
+        path: PNG file to write.
+        threshold: A_u above this marks an active unit (a dashed line).
+    """
+    fig, axes = plt.subplots(1, len(activities),
+                             figsize=(4.2 * len(activities), 3.2),
+                             squeeze=False)
+    for i, (ax, a) in enumerate(zip(axes[0], activities)):
+        log_a = np.log10(np.maximum(np.asarray(a, np.float64), 1e-12))
+        ax.hist(log_a, bins=25, color=COLORS[i % len(COLORS)], alpha=0.8)
+        ax.axvline(np.log10(threshold), color='k', ls='--', lw=1,
+                   label=f'A_u = {threshold}')
+        ax.set_xlabel('log10 A_u')
+        ax.set_ylabel('units')
+        ax.set_title(f'layer h{i + 1}: {int(np.sum(np.asarray(a) > threshold))}'
+                     f' of {len(a)} active')
+        ax.legend(frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def weight_images(weights, path, title, columns=20):
+    """Each unit's weights over the pixels as an image, e.g. the first
+    encoder layer's kernel columns or the last decoder layer's rows.
+
+    Args:
+        weights: float array [n_units, n_pixels], one image per row; each is
+            scaled to its own largest magnitude (grey = 0).
+        path: PNG file to write.
+        title: str.
+        columns: images per row.
+    """
+    weights = np.asarray(weights, np.float64)
+    n, n_pixels = weights.shape
+    side = int(round(n_pixels ** 0.5))
+    scale = np.maximum(np.abs(weights).max(axis=1, keepdims=True), 1e-12)
+    cells = 0.5 + 0.5 * weights / scale  # [n, n_pixels] in [0, 1]
+    rows = -(-n // columns)
+    padded = np.full((rows * columns, side + 1, side + 1), np.nan)  # Gaps.
+    padded[:n, :side, :side] = cells.reshape(n, side, side)
+    grid = padded.reshape(rows, columns, side + 1, side + 1).transpose(
+        0, 2, 1, 3).reshape(rows * (side + 1), columns * (side + 1))
+    cmap = plt.get_cmap('RdBu_r').copy()
+    cmap.set_bad('white')
+    fig, ax = plt.subplots(figsize=(columns * 0.45, rows * 0.45 + 0.6))
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation='nearest')
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _save(fig, path)

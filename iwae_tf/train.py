@@ -22,11 +22,15 @@ import tensorflow_probability as tfp
 
 from iwae_tf import evaluate
 from iwae_tf import models
+from iwae_tf import monitor
 from iwae_tf import objectives
+from iwae_tf import plots
 
 PAPER_STAGES = 8  # i = 0..7
 PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
 CHECKPOINT_DIR = 'checkpoints'
+STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
+FIGURE_DIR = 'figures'
 CONFIG_FILE = 'config.json'
 NAN_POLICIES = ('stop', 'skip_batch')
 
@@ -54,6 +58,11 @@ class TrainConfig:
     eval_every_epochs: int = 1  # validation bound and prior samples.
     nan_policy: str = 'stop'  # Or 'skip_batch': drop a non-finite step.
     estimator: str = 'standard'  # Encoder gradient: standard, dreg or stl.
+    conditional: bool = False  # p(x|y): the one-hot label enters every net.
+    prior: str = 'standard'  # Or 'conditional': a learned p(h_top|y).
+    init_from: str = None  # Start from these weights (a fresh optimizer).
+    keep_stage_checkpoints: bool = False  # Keep stages/stage-i (3^i epochs).
+    figures: bool = True  # Training-time figures and TensorBoard images.
 
     def __post_init__(self):
         objectives.get_objective(self.objective)
@@ -79,6 +88,7 @@ class TrainConfig:
                              f'{self.nan_policy!r}')
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')
+        models.check_prior(self.prior, int(self.conditional))
 
     @property
     def total_epochs(self):
@@ -88,7 +98,7 @@ class TrainConfig:
 # Fields that must match for --resume to continue a run.
 _RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
                   'init', 'batch_size', 'seed', 'max_train_examples',
-                  'estimator')
+                  'estimator', 'conditional', 'prior')
 
 
 def schedule(epoch, base_learning_rate=1e-3):
@@ -135,17 +145,82 @@ def make_optimizer(config):
 
 
 def make_model(config, dataset):
-    """The config's model, output bias set from the training pixel means."""
+    """The config's model, output bias set from the training pixel means.
+
+    Raises:
+        data.DataError: a conditional model of a dataset without labels.
+    """
+    if config.conditional:
+        dataset.check_labelled()
     return models.IWAEModel(
         stochastic_layers=config.stochastic_layers,
         n_pixels=dataset.train.shape[1], init=config.init,
         output_bias=models.output_bias_from_pixel_means(
             dataset.train_pixel_means),
-        seed=config.seed)
+        seed=config.seed,
+        n_classes=dataset.n_classes if config.conditional else 0,
+        prior=config.prior)
+
+
+def checkpoint_path(path):
+    """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
+    .../stages/stage-i), or a run's logdir or checkpoint folder (its newest).
+
+    Raises:
+        TrainingError: nothing there.
+    """
+    if tf.io.gfile.exists(path + '.index'):
+        return path
+    for folder in (os.path.join(path, CHECKPOINT_DIR), path):
+        found = _checkpoint_paths(folder)
+        if found:
+            return found[0]
+    raise TrainingError(f'--init_from {path}: no checkpoint there; give a '
+                        'run\'s logdir or a checkpoint such as '
+                        'LOGDIR/stages/stage-7')
+
+
+# Keras 3 models are not tracked objects of tf.train.Checkpoint: their
+# variables reach a checkpoint through the optimizer, in the order of
+# model.trainable_variables (which _restore relies on too).
+_WEIGHT_KEY = 'optimizer/_trainable_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def load_weights(model, path):
+    """Sets model's weights from the checkpoint at path (see
+    checkpoint_path); the optimizer state there is left out.
+
+    Returns:
+        the checkpoint path read.
+
+    Raises:
+        TrainingError: no checkpoint, an unreadable one, or one of another
+            architecture.
+    """
+    path = checkpoint_path(path)
+    try:
+        reader = tf.train.load_checkpoint(path)
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        reason = (getattr(e, 'message', None) or str(e)).strip()
+        raise TrainingError(f'--init_from {path} is unreadable '
+                            f'({reason.splitlines()[0][:200]})')
+    variables = model.trainable_variables
+    saved = [shapes.get(_WEIGHT_KEY.format(i)) for i in range(len(variables))]
+    extra = _WEIGHT_KEY.format(len(variables)) in shapes
+    if extra or any(s is None or list(s) != list(v.shape)
+                    for s, v in zip(saved, variables)):
+        raise TrainingError(
+            f'--init_from {path}: its weights do not fit this model '
+            f'(variable shapes differ); use a run with the same '
+            '--stochastic_layers, --conditional and --prior')
+    for i, v in enumerate(variables):
+        v.assign(reader.get_tensor(_WEIGHT_KEY.format(i)))
+    return path
 
 
 def bound_and_gradients(model, x, n_samples, seed, objective,
-                        estimator='standard'):
+                        estimator='standard', y=None):
     """The mean bound over x and the gradients of its negative.
 
     standard: the gradient of the bound, score term included. dreg / stl:
@@ -162,6 +237,8 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
         seed: int Tensor [2], a stateless seed.
         objective: a name in objectives.OBJECTIVES.
         estimator: a name in objectives.ESTIMATORS.
+        y: float Tensor [batch, n_classes], one-hot labels of a conditional
+            model; None otherwise.
 
     Returns:
         (mean bound float scalar, gradients of -mean bound in the order of
@@ -170,7 +247,8 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     bound = objectives.get_objective(objective)
     variables = model.trainable_variables
     with tf.GradientTape(persistent=estimator != 'standard') as tape:
-        log_w, latents = model.log_weights_and_latents(x, n_samples, seed)
+        log_w, latents = model.log_weights_and_latents(x, n_samples, seed,
+                                                       y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
     if estimator == 'standard':
@@ -209,13 +287,14 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
             went wrong.
 
     Returns:
-        step(x [batch, n_pixels] float, seed int32 [2]) -> (mean bound float
-        scalar, finite bool scalar: the bound's, and with guard also the
-        gradients'); wrap it in tf.function with or without XLA.
+        step(x [batch, n_pixels] float, seed int32 [2], y [batch, n_classes]
+        one-hot or None) -> (mean bound float scalar, finite bool scalar: the
+        bound's, and with guard also the gradients'); wrap it in tf.function
+        with or without XLA.
     """
     variables = model.trainable_variables
 
-    def step(x, seed):
+    def step(x, seed, y=None):
         sample_seed, binarize_seed = tf.unstack(
             tfp.random.split_seed(seed, n=2))
         if dynamic_binarization:
@@ -223,7 +302,7 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
                         < x, tf.float32)
         mean_bound, grads = bound_and_gradients(
             model, x, config.n_samples, sample_seed, config.objective,
-            config.estimator)
+            config.estimator, y)
         if not guard:
             optimizer.apply(grads, variables)
             return mean_bound, tf.math.is_finite(mean_bound)
@@ -255,22 +334,24 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
 
     Returns:
         block(x_train [n, n_pixels], batch_indices int32 [steps_per_call,
-        batch], n_steps int32, first_step int32) -> (bounds float
-        [steps_per_call], steps_run int32, state_finite bool). Step s uses
-        the seed (seed, s). A step that was not applied (non-finite bound or
+        batch], n_steps int32, first_step int32, y_train [n, n_classes]
+        one-hot or None) -> (bounds float [steps_per_call], steps_run int32,
+        state_finite bool). Step s uses the seed (seed, s). A step that was not applied (non-finite bound or
         gradient) and the steps past steps_run read NaN; a stop is at
         bounds[steps_run - 1].
     """
     @tf.function(jit_compile=True)
-    def block(x_train, batch_indices, n_steps, first_step):
+    def block(x_train, batch_indices, n_steps, first_step, y_train=None):
         for copy, v in zip(backup, state):
             copy.assign(v)
         bounds = tf.fill([batch_indices.shape[0]], float('nan'))
         steps_run = tf.constant(0)
         for i in tf.range(n_steps):
             x = tf.gather(x_train, batch_indices[i])  # [batch, n_pixels]
+            y = None if y_train is None else tf.gather(y_train,
+                                                       batch_indices[i])
             step_seed = tf.stack([tf.constant(seed, tf.int32), first_step + i])
-            mean_bound, finite = step(x, step_seed)
+            mean_bound, finite = step(x, step_seed, y)
             # A step that was not applied reads NaN.
             bounds = tf.tensor_scatter_nd_update(
                 bounds, [[i]], [tf.where(finite, mean_bound, float('nan'))])
@@ -312,17 +393,6 @@ def _check_resume(config, logdir):
                 'same settings')
 
 
-def image_grid(pixel_means, columns=10):
-    """float [n, 784] -> float [1, rows*28, columns*28, 1] for TensorBoard."""
-    n = pixel_means.shape[0]
-    side = int(round(pixel_means.shape[1] ** 0.5))
-    rows = -(-n // columns)
-    images = np.zeros((rows * columns, side, side), np.float32)
-    images[:n] = pixel_means.reshape(n, side, side)
-    grid = images.reshape(rows, columns, side, side).transpose(0, 2, 1, 3)
-    return grid.reshape(1, rows * side, columns * side, 1)
-
-
 @dataclasses.dataclass
 class TrainResult:
     model: models.IWAEModel
@@ -361,6 +431,20 @@ def _checkpoint_manager(checkpoint, logdir, log):
         return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
 
 
+def _checkpoint_paths(directory):
+    """The checkpoints ckpt-N in directory, newest first, found by their
+    index files (not by the 'checkpoint' index file, which may be stale)."""
+    if not os.path.isdir(directory):
+        return []
+    paths = []
+    for name in os.listdir(directory):
+        number = name[len('ckpt-'):-len('.index')]
+        if name.startswith('ckpt-') and name.endswith('.index') and \
+                number.isdigit():
+            paths.append((int(number), os.path.join(directory, name[:-6])))
+    return [path for _, path in sorted(paths, reverse=True)]
+
+
 def _restore(checkpoint, directory, log):
     """Restores the newest checkpoint in directory that reads back whole.
 
@@ -373,19 +457,15 @@ def _restore(checkpoint, directory, log):
     """
     if not os.path.isdir(directory):
         return None
-    paths = []
     for name in os.listdir(directory):
-        number = name[len('ckpt-'):-len('.index')]
-        if name.startswith('ckpt-') and name.endswith('.index') and \
-                number.isdigit():
-            paths.append((int(number), os.path.join(directory, name[:-6])))
-        elif name.endswith('_temp') or name.startswith('checkpoint.tmp'):
+        if name.endswith('_temp') or name.startswith('checkpoint.tmp'):
             leftover = os.path.join(directory, name)
             if os.path.isdir(leftover):
                 shutil.rmtree(leftover)
             else:
                 os.remove(leftover)
-    for _, path in sorted(paths, reverse=True):
+    paths = _checkpoint_paths(directory)
+    for path in paths:
         try:
             checkpoint.restore(path).assert_consumed()
             return path
@@ -417,6 +497,30 @@ def _save(manager, step):
             f'({reason.strip().splitlines()[0][:200]}); free some space or '
             'choose another --logdir, then rerun with --resume (the last '
             'checkpoint is kept)')
+
+
+def _save_stage(checkpoint, logdir, stage):
+    """Writes logdir/stages/stage-{stage}, kept for good (--init_from can
+    start from it). Written under a temporary name and renamed index last,
+    so a kill leaves no half checkpoint under the stage's name."""
+    directory = os.path.join(logdir, STAGE_DIR)
+    os.makedirs(directory, exist_ok=True)
+    tmp = checkpoint.write(os.path.join(directory, f'tmp-stage-{stage}'))
+    final = os.path.join(directory, f'stage-{stage}')
+    names = sorted(tf.io.gfile.glob(tmp + '.*'), key=lambda n: n.endswith(
+        '.index'))  # The index file last: it marks a whole checkpoint.
+    for name in names:
+        os.replace(name, final + name[len(tmp):])
+    return final
+
+
+def _write_frame(pictures, logdir, epoch):
+    """A training-time frame: TensorBoard images and a PNG for the GIF."""
+    for name, grid in pictures.items():
+        tf.summary.image(f'figures/{name}', grid[None, :, :, None])
+    plots.training_frame(pictures, os.path.join(
+        logdir, FIGURE_DIR, 'frames', f'epoch_{epoch:05d}.png'),
+        title=f'epoch {epoch}')
 
 
 def train(config, dataset, logdir, resume=False, log=print, progress=True,
@@ -461,10 +565,12 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                      step=step_counter)
     manager = _checkpoint_manager(checkpoint, logdir, log)
-    if resume:
-        path = _restore(checkpoint, manager.directory, log)
-        if path:
-            log(f'resumed from {path} at step {int(step_counter.numpy())}')
+    path = _restore(checkpoint, manager.directory, log) if resume else None
+    if path:
+        log(f'resumed from {path} at step {int(step_counter.numpy())}')
+    elif config.init_from:
+        log(f'weights from {load_weights(model, config.init_from)}; '
+            'a fresh optimizer')
 
     # Blocks run unguarded; one whose bounds or final weights are not all
     # finite is undone and rerun with every step guarded (compiled on first
@@ -478,8 +584,16 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     guarded_block = None
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     x_train = tf.constant(dataset.train, tf.float32)
+    y_train = None
+    if config.conditional:
+        y_train = tf.constant(evaluate.one_hot(dataset.train_labels,
+                                               model.n_classes))
+    validation_labels = (dataset.validation_labels if config.conditional
+                         else None)
     writer = tf.summary.create_file_writer(logdir)
-    prior_seed = tf.constant([config.seed, 7], tf.int32)
+    pictures = monitor.Monitor(
+        model, dataset.test, dataset.test_labels, seed=config.seed) \
+        if config.figures else None
 
     step = int(step_counter.numpy())
     last_save = time.time()
@@ -501,7 +615,8 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 config.batch_size].reshape(n_steps, config.batch_size)
             t0 = time.time()
             args = (x_train, tf.constant(indices),
-                    tf.constant(n_steps, tf.int32), tf.constant(step, tf.int32))
+                    tf.constant(n_steps, tf.int32), tf.constant(step, tf.int32),
+                    y_train)
             block_bounds, steps_run, state_finite = fast_block(*args)
             if not (state_finite and np.all(np.isfinite(
                     block_bounds.numpy()[:n_steps]))):
@@ -558,17 +673,27 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             if (epoch + 1) % config.eval_every_epochs == 0 or \
                     epoch + 1 == config.total_epochs:
                 validation = evaluator.mean_bound(
-                    dataset.validation, config.objective, config.n_samples)
+                    dataset.validation, config.objective, config.n_samples,
+                    labels=validation_labels)
                 tf.summary.scalar('validation/bound', validation)
-                tf.summary.image('prior_samples', image_grid(
-                    model.sample_pixel_means(100, prior_seed).numpy()))
                 log(f'epoch {epoch + 1}/{config.total_epochs} stage {stage} '
                     f'lr {learning_rate:.2e}: train bound {epoch_bound:.3f}, '
                     f'validation bound {validation:.3f}')
+            if pictures and monitor.is_figure_epoch(epoch + 1,
+                                                    config.total_epochs):
+                _write_frame(pictures.pictures(), logdir, epoch + 1)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             _save(manager, step)
             last_save = time.time()
+        if is_stage_end(epoch) and config.keep_stage_checkpoints:
+            log(f'stage {stage} ends: kept '
+                f'{_save_stage(checkpoint, logdir, stage)}')
     writer.flush()
+    if pictures and step == steps_per_epoch * config.total_epochs:
+        frames = sorted(tf.io.gfile.glob(os.path.join(
+            logdir, FIGURE_DIR, 'frames', 'epoch_*.png')))
+        plots.animation(frames, os.path.join(logdir, FIGURE_DIR,
+                                             'training.gif'))
     return TrainResult(
         model=model,
         examples_per_second=(train_examples / train_time

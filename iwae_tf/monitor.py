@@ -1,0 +1,168 @@
+"""What a model looks like during training: the same prior draws and test
+digits decoded at every figure epoch, as arrays for TensorBoard and PNGs.
+
+Fixed draws make the frames comparable: the prior noise, the Bernoulli noise
+that turns pixel means into samples, and the test digits never change, so a
+frame differs from the one before only by what training changed.
+"""
+
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from iwae_tf import evaluate
+from iwae_tf import plots
+
+
+def is_figure_epoch(epoch, total_epochs):
+    """Whether the epoch (1-based) gets a frame: every epoch up to 10, then
+    every 10 up to 100, every 100 up to 1000 and so on (about 10 frames per
+    decade, 37 for the paper's 3,280 epochs), and the last epoch."""
+    if epoch <= 10 or epoch == total_epochs:
+        return True
+    return epoch % 10**int(math.log10(epoch)) == 0
+
+
+def image_grid(images, columns):
+    """float [n, side*side] -> float [rows*side, columns*side], rows filled
+    left to right (empty cells are 0)."""
+    n = images.shape[0]
+    side = int(round(images.shape[1] ** 0.5))
+    rows = -(-n // columns)
+    cells = np.zeros((rows * columns, side, side), np.float32)
+    cells[:n] = images.reshape(n, side, side)
+    grid = cells.reshape(rows, columns, side, side).transpose(0, 2, 1, 3)
+    return grid.reshape(rows * side, columns * side)
+
+
+class Monitor:
+    """Fixed prior draws and test digits of one model, decoded on demand.
+
+    A conditional model gets one row of draws per class, each from that
+    class's prior p(h|y) (fixed noise, so a row follows its class's prior as
+    it is learned); its reconstructions are given the digits' labels.
+
+    Args:
+        model: an IWAEModel.
+        test: float array [n, n_pixels] of 0/1 test images.
+        test_labels: int array [n] or None.
+        seed: int; fixes every draw.
+        columns: prior draws per row (10 rows).
+    """
+
+    def __init__(self, model, test, test_labels=None, seed=0, columns=10):
+        self.model = model
+        self.columns = columns
+        rng = np.random.default_rng([seed, 0xF16])
+        n = 10 * columns
+        self._noise = tf.constant(rng.standard_normal(
+            (n, model.latent_units[-1])), tf.float32)
+        self._pixel_noise = rng.uniform(size=(n, model.n_pixels))
+        self._seed = tf.constant([seed, 0xF16], tf.int32)
+        # One test digit per class when labels are known, else the first 10.
+        if test_labels is not None and len(set(test_labels.tolist())) >= 10:
+            index = [int(np.flatnonzero(test_labels == c)[0])
+                     for c in range(10)]
+        else:
+            index = list(range(min(10, len(test))))
+        self.digits = np.asarray(test[index], np.float32)
+        self.digit_labels = (None if not model.n_classes else
+                             evaluate.one_hot(test_labels[index],
+                                              model.n_classes))
+        self.prior_labels = (None if not model.n_classes else
+                             evaluate.one_hot(np.repeat(np.arange(
+                                 model.n_classes), columns)[:n],
+                                 model.n_classes))
+        if model.n_classes:
+            self._noise = self._noise[:len(self.prior_labels)]
+            self._pixel_noise = self._pixel_noise[:len(self.prior_labels)]
+
+    def prior_means(self):
+        """Bernoulli means of p(x|h) for the fixed draws h of the prior:
+        float [rows * columns, n_pixels]."""
+        model = self.model
+        prior = model.prior(self.prior_labels)
+        h_top = prior.mean() + prior.stddev() * self._noise  # [n, units]
+        return model.decode(h_top, self._seed, self.prior_labels).numpy()
+
+    def reconstructions(self):
+        """Bernoulli means of p(x|h1) at the mean of q(h1|x) of the fixed
+        test digits: float [n_digits, n_pixels]."""
+        model = self.model
+        h1 = model.q_h1_given_x(tf.constant(self.digits),
+                                self.digit_labels).mean()
+        return model.p_x_given_h1(h1, self.digit_labels).mean().numpy()
+
+    def pictures(self):
+        """The frame's three grids, float [height, width] in [0, 1]:
+        samples (0/1 draws of p(x|h) with fixed noise), means (their
+        Bernoulli means) and reconstructions (test digits over their
+        reconstructions)."""
+        means = self.prior_means()
+        samples = (self._pixel_noise < means).astype(np.float32)
+        reconstructions = np.concatenate([self.digits, self.reconstructions()])
+        return dict(
+            samples=image_grid(samples, self.columns),
+            means=image_grid(means, self.columns),
+            reconstructions=image_grid(reconstructions, len(self.digits)))
+
+
+def class_samples(model, columns, seed):
+    """Bernoulli means of columns draws per class, each from p(h|y) of its
+    class: float [n_classes * columns, n_pixels], class c in rows
+    c * columns ... (c + 1) * columns - 1."""
+    labels = evaluate.one_hot(np.repeat(np.arange(model.n_classes), columns),
+                              model.n_classes)
+    return model.sample_pixel_means(len(labels), tf.constant([seed, 0xC1A55]),
+                                    y=tf.constant(labels)).numpy()
+
+
+def first_encoder_weights(model):
+    """The first layer of q(h1|x), one row per unit over the pixels:
+    float [units, n_pixels] (a conditional model's label inputs left out)."""
+    kernel = model.q_h1_given_x_net.hidden[0].kernel.numpy()
+    return kernel[:model.n_pixels].T
+
+
+def last_decoder_weights(model):
+    """The pixel logits layer of p(x|h1), one row per hidden unit:
+    float [units, n_pixels]."""
+    return model.p_x_given_h1_net.logits.kernel.numpy()
+
+
+def post_run_figures(model, activities, folder, seed=0, log=print):
+    """The post-run figures of the authors' code and more: histograms of
+    log A_u per stochastic layer, the first encoder and last decoder
+    layers' weights as images and, for a conditional model, samples of
+    every class (also a TensorBoard image, under the default writer).
+
+    Args:
+        model: a trained IWAEModel.
+        activities: list of float arrays [units] (Evaluator.unit_activities).
+        folder: where the PNGs go.
+        seed: int, of the class-conditional draws.
+        log: function taking one line of text.
+
+    Returns:
+        list of the paths written.
+    """
+    paths = [os.path.join(folder, name) for name in (
+        'log_activity_histograms.png', 'encoder_first_layer_weights.png',
+        'decoder_last_layer_weights.png')]
+    plots.log_activity_histograms(activities, paths[0])
+    plots.weight_images(first_encoder_weights(model), paths[1],
+                        'first layer of q(h1|x): weights of each unit')
+    plots.weight_images(last_decoder_weights(model), paths[2],
+                        'last layer of p(x|h1): weights of each unit')
+    if model.n_classes:
+        grid = image_grid(class_samples(model, 10, seed), 10)
+        paths.append(os.path.join(folder, 'class_samples.png'))
+        plots.image_rows(grid, paths[-1], 'samples of p(x|y), one row per '
+                         'class (Bernoulli means)',
+                         row_labels=[str(c) for c in range(model.n_classes)])
+        tf.summary.image('figures/class_samples', grid[None, :, :, None],
+                         step=0)
+    log(f'figures: {", ".join(paths)}')
+    return paths
