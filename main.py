@@ -48,6 +48,9 @@ flags.DEFINE_enum('objective', 'iwae_elbo', list(objectives.OBJECTIVES),
 flags.DEFINE_integer('n_samples', 5, 'k, importance samples per example.',
                      lower_bound=1)
 flags.DEFINE_integer('stochastic_layers', 1, '1 or 2 stochastic layers.')
+flags.DEFINE_list('latent_units', None, 'Units per stochastic layer, bottom '
+                  'first, e.g. 2 or 4,2 (small studies); default: the '
+                  'paper\'s 50, or 100,50.')
 flags.DEFINE_enum('estimator', 'standard', list(objectives.ESTIMATORS),
                   'Encoder gradient: standard, dreg (doubly reparameterized, '
                   'Tucker et al. 2018; iwae_elbo) or stl (sticking the '
@@ -67,6 +70,10 @@ flags.DEFINE_integer('epochs', -1, 'Epochs; -1 runs the paper\'s schedule '
                      lower_bound=-1)
 flags.DEFINE_integer('batch_size', 20, 'Examples per step.', lower_bound=1)
 flags.DEFINE_float('learning_rate', 1e-3, 'Learning rate of stage 0.')
+flags.DEFINE_enum('lr_schedule', 'paper', train.LR_SCHEDULES,
+                  'paper: stage i of the schedule uses learning_rate * '
+                  '10^(-i/7); constant: learning_rate throughout (the '
+                  'authors\' transfer runs).')
 flags.DEFINE_float('adam_epsilon', 1e-4, 'Adam\'s epsilon (the paper: 1e-4).')
 flags.DEFINE_integer('seed', 1, 'Seed of weights, data order and samples.')
 flags.DEFINE_integer('steps_per_call', 500, 'Optimizer steps fused into one '
@@ -107,16 +114,27 @@ FLAGS = flags.FLAGS
 MAIN_FLAGS = sorted(set(FLAGS) - _FLAGS_BEFORE)  # Recorded in results.json.
 
 
-def config_from_flags():
-    """The TrainConfig that the flags describe."""
+def config_from_flags(**overrides):
+    """The TrainConfig that the flags describe, some fields overridden."""
     names = {f.name for f in dataclasses.fields(train.TrainConfig)}
-    return train.TrainConfig(**{n: FLAGS[n].value for n in names})
+    values = {n: FLAGS[n].value for n in names}
+    values.update(overrides)
+    if values['latent_units'] is not None and 'latent_units' not in overrides:
+        try:
+            values['latent_units'] = tuple(int(u)
+                                           for u in values['latent_units'])
+        except ValueError:
+            raise ValueError('--latent_units must be integers, e.g. 4,2; got '
+                             f'{",".join(values["latent_units"])}') from None
+    return train.TrainConfig(**values)
 
 
 def default_logdir(config):
     name = (f'{config.dataset}_{config.stochastic_layers}layer_'
             f'{config.objective}_k{config.n_samples}_{config.init}_'
             f'seed{config.seed}')
+    if config.latent_units:
+        name += '_z' + '-'.join(map(str, config.latent_units))
     if config.conditional:
         name += f'_conditional_{config.prior}_prior'
     if config.init_from:

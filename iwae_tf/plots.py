@@ -321,3 +321,95 @@ def weight_images(weights, path, title, columns=20):
     ax.set_xticks([])
     ax.set_yticks([])
     _save(fig, path)
+
+
+def posterior_panels(rows, path, ks):
+    """For each test digit: the digit, the true posterior against q(h|x)
+    with q's samples and the SNIS means, SIR draws over the true posterior,
+    and reconstructions of some SIR draws.
+
+    Args:
+        rows: list of dicts, one per digit, with image [n_pixels], density
+            and q_density [points, points] (densities on the grid, first
+            index h_a), q_samples [n, 2], grid_mean [2], snis_means (dict
+            k -> [2]), sir [n, 2], sir_k, reconstructions [m, n_pixels],
+            title, axes (the grid's values of each dimension).
+        path: PNG file to write.
+        ks: the k of the SNIS means, in plotting order.
+    """
+    n = len(rows)
+    fig, axes = plt.subplots(n, 4, figsize=(14, 3.3 * n), squeeze=False,
+                             gridspec_kw=dict(width_ratios=[0.7, 1, 1, 1]))
+    colors = plt.get_cmap('autumn')(np.linspace(0, 0.85, len(ks)))
+    for r, row in enumerate(rows):
+        axis_a, axis_b = row['axes']
+        extent = (axis_a[0], axis_a[-1], axis_b[0], axis_b[-1])
+        side = int(round(len(row['image']) ** 0.5))
+        _image_axis(axes[r, 0], row['image'].reshape(side, side),
+                    row['title'])
+        ax = axes[r, 1]
+        # Arrays are [h_a, h_b]: transpose so h_a runs along x.
+        ax.imshow(row['density'].T, origin='lower', extent=extent,
+                  cmap='Blues', aspect='auto')
+        ax.contour(axis_a, axis_b, row['q_density'].T, levels=5,
+                   colors='#d62728', linewidths=0.8)
+        ax.scatter(*row['q_samples'].T, s=3, color='#d62728', alpha=0.4,
+                   label='h ~ q(h|x)')
+        for k, color in zip(ks, colors):
+            ax.scatter(*row['snis_means'][k], marker='X', s=60,
+                       color=color, edgecolor='k', lw=0.5,
+                       label=f'SNIS mean k={k}')
+        ax.scatter(*row['grid_mean'], marker='*', s=140, color='k',
+                   label='true mean')
+        ax.set_xlim(extent[:2])
+        ax.set_ylim(extent[2:])
+        ax.set_title('p(h|x) (blue), q(h|x) (red)', fontsize=9)
+        ax.set_xlabel('h_1')
+        ax.set_ylabel('h_2')
+        if r == 0:
+            ax.legend(fontsize=7, loc='upper right', framealpha=0.8)
+        ax = axes[r, 2]
+        ax.imshow(row['density'].T, origin='lower', extent=extent,
+                  cmap='Blues', aspect='auto')
+        ax.scatter(*row['sir'].T, s=3, color='#2ca02c', alpha=0.5)
+        ax.set_xlim(extent[:2])
+        ax.set_ylim(extent[2:])
+        ax.set_title(f'SIR draws (k={row["sir_k"]}) over p(h|x)', fontsize=9)
+        ax.set_xlabel('h_1')
+        recon = row['reconstructions']
+        columns = int(np.ceil(np.sqrt(len(recon))))
+        cells = np.zeros((columns * columns, side, side))
+        cells[:len(recon)] = recon.reshape(-1, side, side)
+        grid = cells.reshape(columns, columns, side, side).transpose(
+            0, 2, 1, 3).reshape(columns * side, columns * side)
+        _image_axis(axes[r, 3], grid, 'p(x|h) means of SIR draws')
+    _save(fig, path)
+
+
+def latent_scatter(panels, path, title):
+    """Scatter plots of 2-d points coloured by class label, side by side.
+
+    Args:
+        panels: list of dicts with points [n, 2], labels int [n] or None,
+            title, xlabel, ylabel.
+        path: PNG file to write.
+        title: str.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6),
+                             squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        labels = panel['labels']
+        if labels is None:
+            ax.scatter(*panel['points'].T, s=2, alpha=0.5)
+        else:
+            cmap = plt.get_cmap('tab10')
+            for c in np.unique(labels):
+                mine = labels == c
+                ax.scatter(*panel['points'][mine].T, s=2, alpha=0.5,
+                           color=cmap(int(c) % 10), label=str(c))
+            ax.legend(markerscale=5, fontsize=7, ncol=2, frameon=False)
+        ax.set_title(panel['title'], fontsize=10)
+        ax.set_xlabel(panel['xlabel'])
+        ax.set_ylabel(panel['ylabel'])
+    fig.suptitle(title)
+    _save(fig, path)

@@ -33,6 +33,7 @@ STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 FIGURE_DIR = 'figures'
 CONFIG_FILE = 'config.json'
 NAN_POLICIES = ('stop', 'skip_batch')
+LR_SCHEDULES = ('paper', 'constant')
 
 
 class TrainingError(Exception):
@@ -46,11 +47,13 @@ class TrainConfig:
     objective: str = 'iwae_elbo'
     n_samples: int = 5
     stochastic_layers: int = 1
+    latent_units: tuple = None  # Units per stochastic layer; None: paper's.
     init: str = 'paper'
     epochs: int = -1  # -1: the paper's 3,280-epoch schedule.
     batch_size: int = 20
     seed: int = 1
     learning_rate: float = 1e-3  # lr of stage 0; stage i uses lr 10^(-i/7).
+    lr_schedule: str = 'paper'  # Or 'constant': learning_rate throughout.
     adam_epsilon: float = 1e-4
     max_train_examples: int = None
     steps_per_call: int = 500
@@ -68,6 +71,14 @@ class TrainConfig:
         objectives.get_objective(self.objective)
         models.check_init(self.init)
         models.check_stochastic_layers(self.stochastic_layers)
+        if self.latent_units is not None:
+            units = tuple(int(u) for u in self.latent_units)
+            if len(units) != self.stochastic_layers or min(units) < 1:
+                raise ValueError(
+                    f'latent_units needs {self.stochastic_layers} positive '
+                    f'numbers (one per stochastic layer), got '
+                    f'{",".join(map(str, units))}')
+            object.__setattr__(self, 'latent_units', units)  # Lists too.
         for name in ('n_samples', 'batch_size', 'steps_per_call',
                      'eval_every_epochs'):
             if getattr(self, name) < 1:
@@ -89,6 +100,9 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')
         models.check_prior(self.prior, int(self.conditional))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, '
+                             f'got {self.lr_schedule!r}')
 
     @property
     def total_epochs(self):
@@ -97,7 +111,7 @@ class TrainConfig:
 
 # Fields that must match for --resume to continue a run.
 _RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
-                  'init', 'batch_size', 'seed', 'max_train_examples',
+                  'latent_units', 'init', 'batch_size', 'seed', 'max_train_examples',
                   'estimator', 'conditional', 'prior')
 
 
@@ -157,7 +171,7 @@ def make_model(config, dataset):
         n_pixels=dataset.train.shape[1], init=config.init,
         output_bias=models.output_bias_from_pixel_means(
             dataset.train_pixel_means),
-        seed=config.seed,
+        seed=config.seed, latent_units=config.latent_units,
         n_classes=dataset.n_classes if config.conditional else 0,
         prior=config.prior)
 
@@ -386,6 +400,8 @@ def _check_resume(config, logdir):
     defaults = TrainConfig()  # For fields older runs did not record.
     for name in _RESUME_FIELDS:
         value = saved.get(name, getattr(defaults, name))
+        if isinstance(value, list):  # JSON has no tuples.
+            value = tuple(value)
         if value != getattr(config, name):
             raise TrainingError(
                 f'--resume: {logdir} holds a run with {name}={value!r}, not '
@@ -601,6 +617,8 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     epoch_bound = float('nan')
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         stage, learning_rate = schedule(epoch, config.learning_rate)
+        if config.lr_schedule == 'constant':  # The transfer runs' 1e-4.
+            learning_rate = config.learning_rate
         optimizer.learning_rate = learning_rate
         order = epoch_order(n_train, config.seed, epoch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \

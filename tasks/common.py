@@ -40,7 +40,8 @@ FLAGS = flags.FLAGS
 RUNS_FILE = 'runs.jsonl'
 # TrainConfig fields that change no result: left out of a run's settings.
 _NOT_SETTINGS = ('steps_per_call', 'checkpoint_every_secs',
-                 'eval_every_epochs', 'nan_policy')
+                 'eval_every_epochs', 'nan_policy', 'figures',
+                 'keep_stage_checkpoints')
 
 
 def _shard_or_none(text):
@@ -65,7 +66,7 @@ def seeds_from_flags():
 
 def config_for(**overrides):
     """main.py's TrainConfig from the flags, with some fields replaced."""
-    return dataclasses.replace(main.config_from_flags(), **overrides)
+    return main.config_from_flags(**overrides)
 
 
 def settings(config):
@@ -150,6 +151,13 @@ def train_and_evaluate(config, dataset, logdir, resume):
         final_train_bound=result.final_train_bound,
         train_examples_per_second=result.examples_per_second,
         wall_time_s=result.wall_time_s)
+
+
+def train_one(config, dataset, out_dir, name='run'):
+    """Trains a model of a study into out_dir/name (--resume continues it,
+    or reuses it when finished); returns train.TrainResult."""
+    return train.train(config, dataset, os.path.join(out_dir, name),
+                       resume=FLAGS.resume, progress=FLAGS.progress)
 
 
 def _duration(seconds):

@@ -1,0 +1,136 @@
+"""Transfer between the VAE and IWAE objectives (paper section 5.3, table 2).
+
+Trains a 1-layer VAE (k=1) and IWAE (k=--iwae_samples), or takes them from
+--vae_checkpoint / --iwae_checkpoint, then trains each on with the other
+objective from its weights (a fresh optimizer; --transfer_epochs at
+--transfer_learning_rate, constant, as the authors' code). Before and after
+each transfer it reports the four columns of table 2: test log-likelihood
+(k=--eval_samples), the IWAE bound with k=--iwae_samples and the VAE bound
+on the test set, and active units.
+
+  python tasks/transfer.py --data_dir ../shared/data --epochs 20 \
+      --transfer_epochs 20 --out_dir results/transfer
+
+Writes into --out_dir: vae/, iwae/, vae_to_iwae/, iwae_to_vae/ (runs),
+transfer.json and transfer.md.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))  # The repository root, for main, iwae_tf and tasks.
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+import main as main_py
+from iwae_tf import evaluate
+from iwae_tf import train
+from tasks import common
+
+flags.DEFINE_string('vae_checkpoint', None, 'A trained 1-layer VAE (a logdir '
+                    'or checkpoint) to start from; trained here if not given.')
+flags.DEFINE_string('iwae_checkpoint', None, 'A trained 1-layer IWAE to start '
+                    'from; trained here if not given.')
+flags.DEFINE_integer('iwae_samples', 50, 'k of the IWAE runs and of the IWAE '
+                     'bound column (table 2: 50).', lower_bound=2)
+flags.DEFINE_integer('transfer_epochs', None, 'Epochs after a transfer '
+                     '(the authors: 3^7 = 2187); default --epochs.',
+                     lower_bound=1)
+flags.DEFINE_float('transfer_learning_rate', 1e-4, 'Constant learning rate '
+                   'after a transfer (the authors: 1e-4).')
+FLAGS = flags.FLAGS
+
+# (row name, base run, its objective, transfer run, its objective).
+_DIRECTIONS = (('vae', 'vae_elbo', 'vae_to_iwae', 'iwae_elbo'),
+               ('iwae', 'iwae_elbo', 'iwae_to_vae', 'vae_elbo'))
+
+
+def table_row(model, dataset, n_iwae, seed):
+    """The four columns of table 2 for one model (on the test set)."""
+    evaluator = evaluate.Evaluator(model, seed=seed)
+    results = evaluate.evaluate_model(model, dataset, FLAGS.eval_samples,
+                                      seed=seed, prune=False,
+                                      log=lambda line: None,
+                                      progress=FLAGS.progress)
+    return dict(
+        test_log_likelihood=results['test_log_likelihood'],
+        iwae_bound=evaluator.mean_bound(dataset.test, 'iwae_elbo', n_iwae),
+        vae_bound=evaluator.mean_bound(dataset.test, 'vae_elbo', 1),
+        active_units=results['active_units'][0])
+
+
+def base_model(name, config, dataset, out_dir, checkpoint):
+    """The model to transfer from, and the checkpoint that holds it."""
+    if checkpoint:
+        model = train.make_model(config, dataset)
+        return model, train.load_weights(model, checkpoint)
+    model = common.train_one(config, dataset, out_dir, name).model
+    return model, train.checkpoint_path(os.path.join(out_dir, name))
+
+
+def label(objective, n_iwae):
+    return 'VAE (k=1)' if objective == 'vae_elbo' else f'IWAE (k={n_iwae})'
+
+
+def report(rows, n_iwae):
+    lines = ['# Transfer between objectives (paper section 5.3, table 2)', '',
+             f'| model | test LL (k={FLAGS.eval_samples}) | IWAE bound '
+             f'(k={n_iwae}) | VAE bound | active units |',
+             '|---|---|---|---|---|']
+    for row in rows:
+        lines.append(f'| {row["model"]} | {row["test_log_likelihood"]:.2f} | '
+                     f'{row["iwae_bound"]:.2f} | {row["vae_bound"]:.2f} | '
+                     f'{row["active_units"]} |')
+    return '\n'.join(lines) + '\n'
+
+
+def run_task():
+    n_iwae = FLAGS.iwae_samples
+    out_dir = common.out_dir_from_flags(os.path.join('results', 'transfer'))
+    dataset = main_py.load_data_from_flags()
+    checkpoints = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint)
+    rows = []
+    for base, base_objective, after, after_objective in _DIRECTIONS:
+        k = dict(vae_elbo=1, iwae_elbo=n_iwae)
+        config = common.config_for(stochastic_layers=1, latent_units=None,
+                                   objective=base_objective,
+                                   n_samples=k[base_objective],
+                                   estimator='standard')
+        model, path = base_model(base, config, dataset, out_dir,
+                                 checkpoints[base])
+        rows.append(dict(model=label(base_objective, n_iwae), checkpoint=path,
+                         **table_row(model, dataset, n_iwae, config.seed)))
+        print(report(rows[-1:], n_iwae).splitlines()[-1])
+        transfer = common.config_for(
+            stochastic_layers=1, latent_units=None, objective=after_objective,
+            n_samples=k[after_objective], estimator='standard',
+            init_from=path, epochs=FLAGS.transfer_epochs or FLAGS.epochs,
+            learning_rate=FLAGS.transfer_learning_rate,
+            lr_schedule='constant')
+        model = common.train_one(transfer, dataset, out_dir, after).model
+        rows.append(dict(
+            model=f'{label(base_objective, n_iwae)}, then '
+            f'{label(after_objective, n_iwae)}', checkpoint=path,
+            **table_row(model, dataset, n_iwae, config.seed)))
+        print(report(rows[-1:], n_iwae).splitlines()[-1])
+    train.write_json_atomically(
+        os.path.join(out_dir, 'transfer.json'),
+        dict(settings=common.settings(config), iwae_samples=n_iwae,
+             eval_samples=FLAGS.eval_samples, rows=rows))
+    text = report(rows, n_iwae)
+    with open(os.path.join(out_dir, 'transfer.md'), 'w') as f:
+        f.write(text)
+    print(text)
+
+
+def main(argv):
+    del argv
+    main_py.exit_on_error(run_task)
+
+
+if __name__ == '__main__':
+    FLAGS.set_default('epochs', 20)
+    FLAGS.set_default('progress', False)
+    app.run(main)
