@@ -313,8 +313,7 @@ def weight_images(weights, path, title, columns=20):
     padded[:n, :side, :side] = cells.reshape(n, side, side)
     grid = padded.reshape(rows, columns, side + 1, side + 1).transpose(
         0, 2, 1, 3).reshape(rows * (side + 1), columns * (side + 1))
-    cmap = plt.get_cmap('RdBu_r').copy()
-    cmap.set_bad('white')
+    cmap = plt.get_cmap('RdBu_r').with_extremes(bad='white')
     fig, ax = plt.subplots(figsize=(columns * 0.45, rows * 0.45 + 0.6))
     ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation='nearest')
     ax.set_title(title, fontsize=10)

@@ -222,4 +222,5 @@ if __name__ == '__main__':
     # functions changes nothing for main.py).
     FLAGS.set_default('epochs', 10)
     FLAGS.set_default('progress', False)
+    FLAGS.set_default('figures', False)  # Per-run figures: --figures.
     app.run(main)

@@ -173,4 +173,5 @@ if __name__ == '__main__':
     # functions changes nothing for main.py).
     FLAGS.set_default('epochs', 80)  # The budget of active_units_init.py.
     FLAGS.set_default('progress', False)  # One line per run instead.
+    FLAGS.set_default('figures', False)  # Per-run figures: --figures.
     app.run(main)

@@ -199,17 +199,7 @@ class NanTest(tf.test.TestCase):
             self.assertAllEqual(a, b)
 
 
-def main_error(*args):
-    """Runs main.main in this process; returns its exit message or None."""
-    main.FLAGS.unparse_flags()
-    try:
-        main.FLAGS(['main.py', '--progress=false', *args])
-        main.main([])
-    except SystemExit as e:
-        return str(e.code)
-    finally:
-        main.FLAGS.unparse_flags()
-    return None
+main_error = test_main.main_error
 
 
 def write_file(folder, name, content):

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+from absl import flags
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -21,6 +22,24 @@ def main_py(*args):
                            '--progress=false', *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=600)
     return done.returncode, done.stdout, done.stderr
+
+
+def main_error(*args):
+    """Runs main.main in this process; returns its exit message (or the
+    flag parser's error), or None when it ended well."""
+    sys.path.insert(0, ROOT)
+    import main  # pylint: disable=g-import-not-at-top
+    main.FLAGS.unparse_flags()
+    try:
+        main.FLAGS(['main.py', '--progress=false', *args])
+        main.main([])
+    except SystemExit as e:
+        return str(e.code)
+    except flags.Error as e:
+        return f'flags error: {e}'
+    finally:
+        main.FLAGS.unparse_flags()
+    return None
 
 
 def tiny_binarized_mnist(folder, n_train=100):
@@ -53,6 +72,14 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(results['active_units'][0], sum(
             a > 0.01 for a in results['unit_activities'][0]))
         self.assertIn('test log-likelihood (k=20)', out)
+        # Training-time and post-run figures (on by default).
+        figures = os.path.join(logdir, 'figures')
+        for name in ('frames/epoch_00001.png', 'frames/epoch_00002.png',
+                     'training.gif', 'log_activity_histograms.png',
+                     'encoder_first_layer_weights.png',
+                     'decoder_last_layer_weights.png'):
+            self.assertGreater(os.path.getsize(os.path.join(figures, name)),
+                               1000, name)
 
     @parameterized.named_parameters(
         ('objective', ['--objective', 'elbo'], 'iwae_elbo'),
@@ -61,12 +88,29 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         ('init', ['--init', 'ones'], 'he_uniform'),
         ('dataset', ['--dataset', 'cifar'], 'binarized_mnist'),
         ('missing_dir', ['--data_dir', '/no/such/dir'], 'does not exist'),
+        ('prior', ['--prior', 'conditional'], 'needs a conditional model'),
+        ('latent_units', ['--latent_units', '3,x'], 'must be integers'),
+        ('lr_schedule', ['--lr_schedule', 'cosine'], 'constant'),
     )
     def test_bad_input_is_one_line(self, args, expected):
-        code, _, err = main_py(*args, '--epochs', '1')
+        # In this process (absl prints a flag parser's error on one line:
+        # see test_bad_flag_in_a_subprocess).
+        self.assertIn(expected, main_error(*args, '--epochs', '1'))
+
+    def test_bad_flag_in_a_subprocess(self):
+        code, _, err = main_py('--objective', 'elbo')
         self.assertNotEqual(code, 0)
-        self.assertIn(expected, err)
+        self.assertIn('iwae_elbo', err)
         self.assertNotIn('Traceback', err)
+
+    def test_conditional_needs_labels(self):
+        folder = self.get_temp_dir()
+        tiny_binarized_mnist(folder)
+        message = main_error('--data_dir', folder, '--conditional',
+                             '--logdir', os.path.join(folder, 'run'))
+        self.assertIn('error: binarized_mnist has no train or validation or '
+                      'test labels, and a conditional model needs them: use '
+                      '--dataset mnist', message)
 
     def test_batch_larger_than_data(self):
         folder = self.get_temp_dir()
@@ -100,6 +144,25 @@ class FlagfileTest(tf.test.TestCase):
                  config.n_samples, config.epochs, config.estimator),
                 (dataset, int(layers), f'{objective}_elbo', int(k), -1,
                  'dreg' if dreg else 'standard'), path)
+        main.FLAGS.unparse_flags()
+
+    def test_transfer_flagfiles(self):
+        sys.path.insert(0, ROOT)
+        import main  # Defines the flags.
+        for name, objective, k, source in (
+                ('vae_to_iwae', 'iwae_elbo', 50, 'vae_elbo_k1'),
+                ('iwae_to_vae', 'vae_elbo', 1, 'iwae_elbo_k50')):
+            main.FLAGS.unparse_flags()
+            main.FLAGS(['main.py', '--flagfile=' + os.path.join(
+                ROOT, 'flags', f'{name}.flags')])
+            config = main.config_from_flags()
+            # The run it starts from is where that flagfile's run goes.
+            self.assertEqual(config.init_from, os.path.join(
+                'runs', f'mnist_1layer_{source}_paper_seed1'))
+            self.assertEqual(
+                (config.dataset, config.objective, config.n_samples,
+                 config.epochs, config.learning_rate, config.lr_schedule),
+                ('mnist', objective, k, 3**7, 1e-4, 'constant'))
         main.FLAGS.unparse_flags()
 
 

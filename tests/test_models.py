@@ -6,36 +6,19 @@ from absl.testing import parameterized
 
 from iwae_tf import models
 from iwae_tf import objectives
+from iwae_tf import posterior
 
 
-def grid_log_p_x(model, x, half_width=7.0, points=241):
-    """log p(x) by quadrature over a 2-d grid of the latent variables.
-
-    1 layer with 2 latent units: h1 on the grid. 2 layers with 1 unit each:
-    (h1, h2) on the grid, p(h1, h2) = p(h2) p(h1 | h2).
-
-    Args:
-        x: float array [batch, n_pixels].
+def grid_log_p_x(model, x, y=None, half_width=7.0, points=241):
+    """log p(x) (or log p(x|y)) by quadrature over a 2-d grid of the latent
+    variables (see posterior.grid_posterior; its own tests check that p(x)
+    sums to 1 over every image).
 
     Returns:
         float64 array [batch].
     """
-    axis = np.linspace(-half_width, half_width, points)
-    cell = (axis[1] - axis[0])**2
-    a, b = np.meshgrid(axis, axis, indexing='ij')
-    grid = tf.constant(np.stack([a.ravel(), b.ravel()], 1), tf.float32)
-    if model.stochastic_layers == 1:
-        h1 = grid
-        log_p_h = tf.reduce_sum(model.prior().log_prob(h1), -1)
-    else:
-        h1, h2 = grid[:, :1], grid[:, 1:]
-        log_p_h = (tf.reduce_sum(model.prior().log_prob(h2), -1) +
-                   tf.reduce_sum(model.p_h1_given_h2(h2).log_prob(h1), -1))
-    logits = model.p_x_given_h1_net(h1)[:, None, :]  # [grid, 1, n_pixels]
-    log_p_x_given_h = tf.reduce_sum(
-        x * logits - tf.nn.softplus(logits), -1)  # [grid, batch]
-    joint = tf.cast(log_p_x_given_h + log_p_h[:, None], tf.float64)
-    return (tf.reduce_logsumexp(joint, 0) + np.log(cell)).numpy()
+    return posterior.grid_posterior(
+        model, x, posterior.make_grid(half_width, points), y)['log_p_x']
 
 
 TINY = {
@@ -189,6 +172,79 @@ class ArchitectureTest(tf.test.TestCase, parameterized.TestCase):
             models.IWAEModel(init='glorot')
         with self.assertRaisesRegex(ValueError, 'stochastic_layers'):
             models.IWAEModel(stochastic_layers=3)
+
+
+class ConditionalTest(tf.test.TestCase, parameterized.TestCase):
+
+    def conditional_model(self, layers):
+        model = with_bounded_weights(models.IWAEModel(
+            seed=5, n_classes=3, prior='conditional', **TINY[layers]))
+        # A prior that differs between classes (it starts as N(0, I)).
+        net = model.prior_net
+        units = model.latent_units[-1]
+        net.mean.kernel.assign(tf.constant(
+            np.linspace(-1.5, 1.5, 3 * units).reshape(3, units), tf.float32))
+        net.log_sigma.kernel.assign(tf.fill([3, units], -0.3))
+        return model
+
+    @parameterized.parameters(1, 2)
+    def test_bound_below_and_approaching_log_p_x_given_y(self, layers):
+        model = self.conditional_model(layers)
+        log_p = {}
+        for c in range(3):
+            y = tf.one_hot([c], 3)
+            log_p[c] = grid_log_p_x(model, X, y)
+            # p(x|y) sums to 1 over all 2^5 images for each class.
+            images = np.array(np.meshgrid(*[[0, 1]] * 5)).reshape(5, -1).T
+            self.assertAllClose(np.exp(grid_log_p_x(
+                model, images.astype(np.float32), y)).sum(), 1.0, atol=1e-3)
+        self.assertGreater(np.abs(log_p[0] - log_p[2]).max(), 0.05)
+        labels = np.array([0, 2, 1])
+        exact = np.array([log_p[c][i] for i, c in enumerate(labels)])
+        y = tf.one_hot(labels, 3)
+        for k, tolerance in ((1, None), (2000, 0.05)):
+            log_w = model.log_weights(tf.constant(X), k * 200,
+                                      tf.constant([1, k]), y=y)
+            bounds = tf.reduce_mean(objectives.iwae_elbo(
+                tf.reshape(log_w, [200, k, 3])), 0).numpy() if k > 1 else \
+                tf.reduce_mean(log_w, 0).numpy()
+            self.assertAllLessEqual(bounds - exact, 1e-3)  # L_k <= log p.
+            if tolerance:
+                self.assertAllClose(bounds, exact, atol=tolerance)
+
+    @parameterized.parameters(1, 2)
+    def test_class_samples_come_from_that_class_prior(self, layers):
+        model = self.conditional_model(layers)
+        net = model.prior_net
+        net.log_sigma.kernel.assign(tf.fill(net.log_sigma.kernel.shape,
+                                            -9.0))  # sigma ~ 1e-4.
+        units = model.latent_units[-1]
+        for c in range(3):
+            y = tf.one_hot([c] * 4, 3)
+            top = model.sample_top(4, tf.constant([0, c]), y)
+            self.assertAllClose(top, tf.tile(net.mean.kernel[c:c + 1],
+                                             [4, 1]), atol=1e-3)
+            self.assertEqual(top.shape, (4, units))
+        means = model.sample_pixel_means(3, tf.constant([0, 9]),
+                                         y=tf.eye(3)).numpy()
+        if layers == 1:  # Deterministic given h: decode the class means.
+            self.assertAllClose(means, model.decode(
+                net.mean.kernel, tf.constant([0, 0]), tf.eye(3)), atol=1e-3)
+        self.assertGreater(np.abs(means[0] - means[2]).max(), 1e-3)
+
+    def test_labels_missing_or_unexpected(self):
+        conditional = models.IWAEModel(seed=1, n_classes=3, **TINY[1])
+        with self.assertRaisesRegex(ValueError, 'needs the labels'):
+            conditional.log_weights(tf.constant(X), 2, tf.constant([0, 0]))
+        with self.assertRaisesRegex(ValueError, 'not conditional'):
+            models.IWAEModel(seed=1, **TINY[1]).log_weights(
+                tf.constant(X), 2, tf.constant([0, 0]), y=tf.eye(3))
+        with self.assertRaisesRegex(ValueError, '--conditional'):
+            models.IWAEModel(seed=1, prior='conditional', **TINY[1])
+
+    def test_standard_prior_is_the_unconditional_prior(self):
+        model = models.IWAEModel(seed=1, n_classes=3, **TINY[1])
+        self.assertAllEqual(model.prior(tf.eye(3)).mean(), np.zeros(2))
 
 
 if __name__ == '__main__':

@@ -6,17 +6,23 @@ import os
 import subprocess
 import sys
 
+from absl import flags as absl_flags
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
 import test_main
+import test_train
 
 ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
 from tasks import active_units_init  # pylint: disable=g-import-not-at-top
 from tasks import common
+from tasks import latents_two_layer
+from tasks import posterior_2d
 from tasks import seed_stability
+from tasks import transfer
+from iwae_tf import train  # pylint: disable=g-bad-import-order
 
 QUICK = ('--epochs', '1', '--eval_samples', '20', '--max_test_examples',
          '20', '--batch_size', '10')
@@ -30,6 +36,29 @@ def task_py(name, *args):
                           capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=600)
     return done.returncode, done.stdout, done.stderr
+
+
+def task_in_process(module, *args):
+    """Runs a task's main in this process (no interpreter start-up);
+    returns its exit message (or the flag parser's, which absl prints on one
+    line: see test_bad_input_in_a_subprocess), or None when it ended well."""
+    flags = common.FLAGS
+    flags.unparse_flags()
+    try:
+        flags([module.__name__, '--progress=false', *args])
+        module.main([])
+    except SystemExit as e:
+        return str(e.code)
+    except absl_flags.Error as e:
+        return f'flags error: {e}'
+    finally:
+        flags.unparse_flags()
+    return None
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 class ActiveUnitsInitTest(tf.test.TestCase):
@@ -179,10 +208,14 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
         ('seeds', ['--seeds', '1,x'], 'comma-separated list of integers'),
     )
     def test_bad_input_is_one_line(self, args, expected):
-        code, _, err = task_py('active_units_init', '--data_dir',
-                               '/no/such/dir', *args)
+        message = task_in_process(active_units_init, '--data_dir',
+                                  '/no/such/dir', *args)
+        self.assertIn(expected, message)
+
+    def test_bad_input_in_a_subprocess(self):
+        code, _, err = task_py('posterior_2d', '--ks', '0,5')
         self.assertNotEqual(code, 0)
-        self.assertIn(expected, err)
+        self.assertIn('--ks must be', err)
         self.assertNotIn('Traceback', err)
 
 
@@ -230,3 +263,91 @@ class GradientSnrTest(tf.test.TestCase):
 
 if __name__ == '__main__':
     tf.test.main()
+
+
+class PosteriorStudiesTest(tf.test.TestCase):
+    """The figure tasks on the shared MNIST test set (labels) or tiny data."""
+
+    def setUp(self):
+        super().setUp()
+        self.folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(self.folder, n_train=200)
+
+    def test_posterior_2d(self):
+        out = os.path.join(self.folder, 'posterior')
+        self.assertIsNone(task_in_process(
+            posterior_2d, '--data_dir', self.folder, '--out_dir', out,
+            '--digits', '2', '--ks', '1,10,100', '--repeats', '4',
+            '--sir_draws', '40', '--grid_points', '61', *QUICK))
+        for name in ('posterior_2d.png', 'aggregate_posterior.png'):
+            self.assertGreater(os.path.getsize(os.path.join(out, name)), 1000)
+        results = read_json(os.path.join(out, 'posterior_2d.json'))
+        self.assertLen(results['digits'], 2)
+        for digit in results['digits']:
+            self.assertGreaterEqual(digit['kl_p_q'], 0.0)
+            self.assertEqual(set(digit['snis_distance']), {'1', '10', '100'})
+        with open(os.path.join(out, 'posterior_2d.md')) as f:
+            self.assertIn('| SNIS k=100 |', f.read())
+        # Its model has 2 latent units.
+        self.assertEqual(results['settings']['latent_units'], [2])
+
+    def test_latents_two_layer(self):
+        out = os.path.join(self.folder, 'latents')
+        self.assertIsNone(task_in_process(
+            latents_two_layer, '--data_dir', self.folder, '--out_dir', out,
+            '--latent_units', '4,2', '--snis_samples', '5', *QUICK))
+        self.assertGreater(os.path.getsize(
+            os.path.join(out, 'latents_two_layer.png')), 1000)
+        layers = read_json(os.path.join(out, 'latents_two_layer.json'))[
+            'layers']
+        self.assertEqual([l['units'] for l in layers], [4, 2])
+        for layer in layers:
+            self.assertAllClose(sum(layer['explained_variance']), 1.0,
+                                atol=1e-6 if layer['units'] == 2 else 1.0)
+
+    def test_bad_input_is_one_line(self):
+        out = ('--out_dir', os.path.join(self.folder, 'bad'))
+        for module, args, expected in (
+                (posterior_2d, ('--ks', '0'), '--ks must be'),
+                (latents_two_layer, ('--latent_units', 'a,b'),
+                 'error: --latent_units must be integers'),
+                (latents_two_layer, ('--latent_units', '4'),
+                 'error: latent_units needs 2 positive numbers')):
+            self.assertIn(expected, task_in_process(
+                module, '--data_dir', self.folder, *out, *args, *QUICK))
+
+
+class TransferTest(tf.test.TestCase):
+
+    def test_pair_from_scratch_then_from_checkpoints(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        out = os.path.join(folder, 'transfer')
+        args = ('--data_dir', folder, '--iwae_samples', '3',
+                '--transfer_epochs', '1', '--figures=false', *QUICK)
+        self.assertIsNone(task_in_process(transfer, '--out_dir', out, *args))
+        results = read_json(os.path.join(out, 'transfer.json'))
+        rows = results['rows']
+        self.assertEqual([r['model'] for r in rows], [
+            'VAE (k=1)', 'VAE (k=1), then IWAE (k=3)', 'IWAE (k=3)',
+            'IWAE (k=3), then VAE (k=1)'])
+        for row in rows:
+            # The IWAE bound (k=3) is above the VAE bound (Theorem 1), and
+            # both below the k=20 estimate on average (loosely: few images).
+            self.assertGreater(row['iwae_bound'], row['vae_bound'])
+            self.assertLess(row['vae_bound'], row['test_log_likelihood'])
+        with open(os.path.join(out, 'transfer.md')) as f:
+            self.assertIn('| IWAE (k=3), then VAE (k=1) |', f.read())
+        # --vae_checkpoint: that model, not one trained anew.
+        dataset = test_train.toy_dataset()
+        config = train.TrainConfig(objective='vae_elbo', n_samples=1)
+        trained = train.make_model(config, dataset)
+        path = train.load_weights(trained, os.path.join(out, 'vae'))
+        given, given_path = transfer.base_model(
+            'vae', config, dataset, os.path.join(folder, 'again'),
+            os.path.join(out, 'vae'))
+        self.assertEqual(given_path, path)
+        for a, b in zip(given.trainable_variables,
+                        trained.trainable_variables):
+            self.assertAllEqual(a, b)
+        self.assertFalse(os.path.exists(os.path.join(folder, 'again')))

@@ -8,25 +8,36 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from iwae_tf import data
+from iwae_tf import evaluate
 from iwae_tf import models
+from iwae_tf import monitor
 from iwae_tf import train
 
 
-def toy_dataset(n=200, binarization='fixed', seed=0):
-    """Noisy copies of 4 random binary prototypes: learnable in few steps."""
+def toy_dataset(n=200, binarization='fixed', seed=0, labelled=False):
+    """Noisy copies of 4 random binary prototypes: learnable in few steps.
+    labelled: each image's label is its prototype (4 classes)."""
     rng = np.random.default_rng(seed)
     prototypes = rng.uniform(size=(4, 784)) < 0.3
-    x = prototypes[rng.integers(0, 4, n)]
+    labels = rng.integers(0, 4, n)
+    x = prototypes[labels]
     x = np.where(rng.uniform(size=x.shape) < 0.05, ~x, x).astype(np.float32)
     if binarization == 'dynamic':
         x = np.clip(x * 0.8 + 0.1, 0, 1)
-    return data.Dataset('toy', train=x, validation=x[:20] > 0.5,
-                        test=(x[:20] > 0.5).astype(np.float32),
-                        binarization=binarization)
+    dataset = data.Dataset('toy', train=x, validation=x[:20] > 0.5,
+                           test=(x[:20] > 0.5).astype(np.float32),
+                           binarization=binarization)
+    if labelled:
+        dataset = dataclasses.replace(
+            dataset, train_labels=labels, validation_labels=labels[:20],
+            test_labels=labels[:20], n_classes=4)
+    return dataset
 
 
+# Figures are tested once, in ConditionalTrainTest: they cost time.
 SMALL = train.TrainConfig(dataset='toy', n_samples=2, epochs=2,
-                          steps_per_call=4, eval_every_epochs=2)
+                          steps_per_call=4, eval_every_epochs=2,
+                          figures=False)
 
 
 def run(config, logdir, dataset=None, log=lambda line: None, **kwargs):
@@ -70,7 +81,11 @@ class ConfigTest(tf.test.TestCase):
                              (dict(init='ones'), 'unknown init'),
                              (dict(stochastic_layers=3), 'stochastic_layers'),
                              (dict(epochs=0), 'epochs must be'),
-                             (dict(batch_size=-1), 'batch_size')):
+                             (dict(batch_size=-1), 'batch_size'),
+                             (dict(lr_schedule='cosine'), 'lr_schedule'),
+                             (dict(prior='conditional'), '--conditional'),
+                             (dict(latent_units=(4, 2)), 'latent_units'),
+                             (dict(prior='learned'), 'unknown prior')):
             with self.assertRaisesRegex(ValueError, message):
                 train.TrainConfig(**bad)
 
@@ -172,6 +187,91 @@ def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0):
     out = [grads(tf.constant([seed, c])) for c in range(calls)]
     return (np.array([d.numpy() for d, _ in out], np.float64),
             np.array([e.numpy() for _, e in out], np.float64))
+
+
+class ConditionalTrainTest(tf.test.TestCase):
+
+    def test_conditional_run_stages_figures_and_evaluation(self):
+        logdir = self.get_temp_dir()
+        dataset = toy_dataset(labelled=True)
+        config = dataclasses.replace(
+            SMALL, conditional=True, prior='conditional', epochs=4,
+            keep_stage_checkpoints=True, figures=True, eval_every_epochs=1)
+        model = run(config, logdir, dataset).model
+        # Stages 0 and 1 end after epochs 1 and 4.
+        for stage in (0, 1):
+            self.assertTrue(os.path.exists(os.path.join(
+                logdir, 'stages', f'stage-{stage}.index')))
+        self.assertEmpty(tf.io.gfile.glob(os.path.join(logdir, 'stages',
+                                                       'tmp-*')))
+        figures = os.path.join(logdir, train.FIGURE_DIR)
+        for name in [f'frames/epoch_{e:05d}.png' for e in (1, 2, 3, 4)] + [
+                'training.gif']:
+            self.assertGreater(os.path.getsize(os.path.join(figures, name)),
+                               1000, name)
+        # The learned prior moved away from N(0, I), differently per class.
+        means = model.prior(tf.eye(4)).mean().numpy()
+        self.assertGreater(np.abs(means[0] - means[1]).max(), 1e-3)
+        results = evaluate.evaluate_model(model, dataset, 50, prune=False,
+                                          log=lambda line: None)
+        self.assertTrue(np.isfinite(results['test_log_likelihood']))
+        # log p(x|y) by its true label beats the same images given wrong
+        # labels: the model uses y.
+        evaluator = evaluate.Evaluator(model)
+        right = evaluator.log_likelihood(dataset.test, 50,
+                                         labels=dataset.test_labels).mean()
+        wrong = evaluator.log_likelihood(
+            dataset.test, 50, labels=(dataset.test_labels + 1) % 4).mean()
+        self.assertGreater(right, wrong)
+        with tf.summary.create_file_writer(logdir).as_default():
+            paths = monitor.post_run_figures(
+                model, evaluator.unit_activities(
+                    dataset.test, labels=dataset.test_labels),
+                figures, log=lambda line: None)
+        self.assertLen(paths, 4)
+        for path in paths:
+            self.assertGreater(os.path.getsize(path), 1000, path)
+
+    def test_unlabelled_data_is_refused(self):
+        config = dataclasses.replace(SMALL, conditional=True)
+        with self.assertRaisesRegex(data.DataError, 'no train or validation '
+                                    'or test labels.*--dataset mnist'):
+            run(config, self.get_temp_dir())
+
+
+class InitFromTest(tf.test.TestCase):
+
+    def test_weights_only_from_a_run_or_a_stage(self):
+        source = os.path.join(self.get_temp_dir(), 'source')
+        config = dataclasses.replace(SMALL, keep_stage_checkpoints=True,
+                                     epochs=1)
+        trained = run(config, source).model
+        for path in (source, os.path.join(source, 'stages', 'stage-0')):
+            model = train.make_model(SMALL, toy_dataset())
+            train.load_weights(model, path)
+            if path == source:  # The run's last checkpoint: its weights.
+                for a, b in zip(model.trainable_variables,
+                                trained.trainable_variables):
+                    self.assertAllEqual(a, b)
+        lines = []
+        target = os.path.join(self.get_temp_dir(), 'target')
+        transfer = dataclasses.replace(SMALL, objective='vae_elbo',
+                                       n_samples=1, init_from=source,
+                                       epochs=1)
+        run(transfer, target, log=lines.append)
+        self.assertIn('a fresh optimizer', ' '.join(lines))
+        # A fresh optimizer: its step count is this run's steps alone.
+        reader = tf.train.load_checkpoint(train.checkpoint_path(target))
+        self.assertEqual(reader.get_tensor(
+            'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'), 10)
+        # Another architecture, or no checkpoint, is refused.
+        model = train.make_model(dataclasses.replace(SMALL,
+                                                     stochastic_layers=2),
+                                 toy_dataset())
+        with self.assertRaisesRegex(train.TrainingError, 'do not fit'):
+            train.load_weights(model, source)
+        with self.assertRaisesRegex(train.TrainingError, 'no checkpoint'):
+            train.load_weights(model, os.path.join(source, 'nothing'))
 
 
 class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
