@@ -174,9 +174,7 @@ def run_task():
           'activity_curves.png')
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

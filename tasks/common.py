@@ -231,3 +231,18 @@ def mean_std(values):
 
 def out_dir_from_flags(default):
     return FLAGS.out_dir or default
+
+
+def write_report(path, text):
+    """Writes a task's markdown report and prints it."""
+    with open(path, 'w') as f:
+        f.write(text)
+    print(text)
+
+
+def main_for(run_task):
+    """A task's absl main: run_task(), bad input ending in one line."""
+    def task_main(argv):
+        del argv
+        main.exit_on_error(run_task)
+    return task_main

@@ -212,9 +212,7 @@ def write_tables(records, out_dir, config):
         f.write('\n'.join(lines) + '\n')
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

@@ -82,9 +82,7 @@ def run_task():
              test_log_likelihood=results['test_log_likelihood']))
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

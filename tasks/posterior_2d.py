@@ -159,15 +159,11 @@ def run_task():
         os.path.join(out_dir, 'posterior_2d.json'),
         dict(settings=common.settings(config), ks=ks, digits=digits,
              test_log_likelihood=results['test_log_likelihood']))
-    text = report(digits, ks, config)
-    with open(os.path.join(out_dir, 'posterior_2d.md'), 'w') as f:
-        f.write(text)
-    print(text)
+    common.write_report(os.path.join(out_dir, 'posterior_2d.md'),
+                        report(digits, ks, config))
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

@@ -157,15 +157,11 @@ def run_task():
     train.write_json_atomically(os.path.join(out_dir, 'stability.json'),
                                 dict(settings=records[0]['settings'],
                                      layers=layers))
-    text = report(layers, configs[0])
-    with open(os.path.join(out_dir, 'stability.md'), 'w') as f:
-        f.write(text)
-    print(text)
+    common.write_report(os.path.join(out_dir, 'stability.md'),
+                        report(layers, configs[0]))
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

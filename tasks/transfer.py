@@ -119,15 +119,11 @@ def run_task():
         os.path.join(out_dir, 'transfer.json'),
         dict(settings=common.settings(config), iwae_samples=n_iwae,
              eval_samples=FLAGS.eval_samples, rows=rows))
-    text = report(rows, n_iwae)
-    with open(os.path.join(out_dir, 'transfer.md'), 'w') as f:
-        f.write(text)
-    print(text)
+    common.write_report(os.path.join(out_dir, 'transfer.md'),
+                        report(rows, n_iwae))
 
 
-def main(argv):
-    del argv
-    main_py.exit_on_error(run_task)
+main = common.main_for(run_task)
 
 
 if __name__ == '__main__':

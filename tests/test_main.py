@@ -24,22 +24,29 @@ def main_py(*args):
     return done.returncode, done.stdout, done.stderr
 
 
-def main_error(*args):
-    """Runs main.main in this process; returns its exit message (or the
-    flag parser's error), or None when it ended well."""
-    sys.path.insert(0, ROOT)
-    import main  # pylint: disable=g-import-not-at-top
-    main.FLAGS.unparse_flags()
+def in_process(main_fn, name, *args):
+    """Parses args and runs an absl main_fn in this process (no interpreter
+    start-up); returns its exit message (or the flag parser's error, which
+    absl prints on one line: see test_bad_flag_in_a_subprocess), or None
+    when it ended well."""
+    flags.FLAGS.unparse_flags()
     try:
-        main.FLAGS(['main.py', '--progress=false', *args])
-        main.main([])
+        flags.FLAGS([name, '--progress=false', *args])
+        main_fn([])
     except SystemExit as e:
         return str(e.code)
     except flags.Error as e:
         return f'flags error: {e}'
     finally:
-        main.FLAGS.unparse_flags()
+        flags.FLAGS.unparse_flags()
     return None
+
+
+def main_error(*args):
+    """Runs main.py's main in this process; see in_process."""
+    sys.path.insert(0, ROOT)
+    import main  # pylint: disable=g-import-not-at-top
+    return in_process(main.main, 'main.py', *args)
 
 
 def tiny_binarized_mnist(folder, n_train=100):

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-from absl import flags as absl_flags
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -39,21 +38,8 @@ def task_py(name, *args):
 
 
 def task_in_process(module, *args):
-    """Runs a task's main in this process (no interpreter start-up);
-    returns its exit message (or the flag parser's, which absl prints on one
-    line: see test_bad_input_in_a_subprocess), or None when it ended well."""
-    flags = common.FLAGS
-    flags.unparse_flags()
-    try:
-        flags([module.__name__, '--progress=false', *args])
-        module.main([])
-    except SystemExit as e:
-        return str(e.code)
-    except absl_flags.Error as e:
-        return f'flags error: {e}'
-    finally:
-        flags.unparse_flags()
-    return None
+    """Runs a task's main in this process; see test_main.in_process."""
+    return test_main.in_process(module.main, module.__name__, *args)
 
 
 def read_json(path):
