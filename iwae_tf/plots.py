@@ -343,6 +343,12 @@ def posterior_panels(rows, path, ks):
     for r, row in enumerate(rows):
         axis_a, axis_b = row['axes']
         extent = (axis_a[0], axis_a[-1], axis_b[0], axis_b[-1])
+        # The view: a square around q's draws and the SIR draws.
+        points = np.concatenate([row['q_samples'], row['sir']])
+        low, high = np.percentile(points, [0.5, 99.5], axis=0)
+        center, half = (low + high) / 2, max(0.25, 0.65 * np.max(high - low))
+        view = (center[0] - half, center[0] + half, center[1] - half,
+                center[1] + half)
         side = int(round(len(row['image']) ** 0.5))
         _image_axis(axes[r, 0], row['image'].reshape(side, side),
                     row['title'])
@@ -350,7 +356,11 @@ def posterior_panels(rows, path, ks):
         # Arrays are [h_a, h_b]: transpose so h_a runs along x.
         ax.imshow(row['density'].T, origin='lower', extent=extent,
                   cmap='Blues', aspect='auto')
-        ax.contour(axis_a, axis_b, row['q_density'].T, levels=5,
+        # Explicit levels: far from q its density underflows to 0, and a
+        # level at 0 would draw the underflow's edge.
+        q_max = row['q_density'].max()
+        ax.contour(axis_a, axis_b, row['q_density'].T,
+                   levels=q_max * np.array([0.05, 0.25, 0.5, 0.75]),
                    colors='#d62728', linewidths=0.8)
         ax.scatter(*row['q_samples'].T, s=3, color='#d62728', alpha=0.4,
                    label='h ~ q(h|x)')
@@ -360,8 +370,8 @@ def posterior_panels(rows, path, ks):
                        label=f'SNIS mean k={k}')
         ax.scatter(*row['grid_mean'], marker='*', s=140, color='k',
                    label='true mean')
-        ax.set_xlim(extent[:2])
-        ax.set_ylim(extent[2:])
+        ax.set_xlim(view[:2])
+        ax.set_ylim(view[2:])
         ax.set_title('p(h|x) (blue), q(h|x) (red)', fontsize=9)
         ax.set_xlabel('h_1')
         ax.set_ylabel('h_2')
@@ -371,8 +381,8 @@ def posterior_panels(rows, path, ks):
         ax.imshow(row['density'].T, origin='lower', extent=extent,
                   cmap='Blues', aspect='auto')
         ax.scatter(*row['sir'].T, s=3, color='#2ca02c', alpha=0.5)
-        ax.set_xlim(extent[:2])
-        ax.set_ylim(extent[2:])
+        ax.set_xlim(view[:2])
+        ax.set_ylim(view[2:])
         ax.set_title(f'SIR draws (k={row["sir_k"]}) over p(h|x)', fontsize=9)
         ax.set_xlabel('h_1')
         recon = row['reconstructions']
