@@ -19,7 +19,7 @@ from iwae_tf import plots
 def is_figure_epoch(epoch, total_epochs):
     """Whether the epoch (1-based) gets a frame: every epoch up to 10, then
     every 10 up to 100, every 100 up to 1000 and so on (about 10 frames per
-    decade, 37 for the paper's 3,280 epochs), and the last epoch."""
+    decade, 31 for the paper's 3,280 epochs), and the last epoch."""
     if epoch <= 10 or epoch == total_epochs:
         return True
     return epoch % 10**int(math.log10(epoch)) == 0
