@@ -38,13 +38,38 @@ class Grid:
 
 
 def make_grid(half_width=4.0, points=121, center=(0.0, 0.0)):
-    """A grid of points x points over center +- half_width."""
-    axes = tuple(c + np.linspace(-half_width, half_width, points)
-                 for c in center)
+    """A grid of points x points over center +- half_width (a number, or
+    one per dimension)."""
+    half_width = np.broadcast_to(np.asarray(half_width, np.float64), (2,))
+    axes = tuple(c + np.linspace(-w, w, points)
+                 for c, w in zip(center, half_width))
     a, b = np.meshgrid(*axes, indexing='ij')
     return Grid(axes=axes,
                 points=np.stack([a.ravel(), b.ravel()], 1).astype(np.float32),
-                cell=float((axes[0][1] - axes[0][0])**2))
+                cell=float((axes[0][1] - axes[0][0]) *
+                           (axes[1][1] - axes[1][0])))
+
+
+def fitted_grid(model, x, points=161, sigmas=6.0, y=None):
+    """A grid that fits the posterior of one image x [1, n_pixels]: first
+    over q(h|x)'s mean +- sigmas of its standard deviations (wide enough to
+    find p(h|x)), then over the posterior mean +- sigmas posterior standard
+    deviations found on that grid. A binarized digit's posterior can be
+    far narrower than any fixed grid's cells.
+
+    Returns:
+        Grid.
+    """
+    h, _ = draws_and_log_weights(model, x, 2000, tf.constant([0, 0x6D1]), y)
+    center, spread = h[:, 0].mean(0), h[:, 0].std(0)
+    grid = make_grid(sigmas * np.maximum(spread, 1e-3), points, center)
+    coarse = grid_posterior(model, x, grid, y)
+    density = coarse['density'][0].reshape(-1) * grid.cell
+    mean = coarse['mean'][0]
+    std = np.sqrt(np.maximum(density @ (grid.points - mean)**2, 0.0))
+    cell = np.array([grid.axes[0][1] - grid.axes[0][0],
+                     grid.axes[1][1] - grid.axes[1][0]])
+    return make_grid(sigmas * np.maximum(std, cell), points, mean)
 
 
 def _check_two_dimensional(model):

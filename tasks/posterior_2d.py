@@ -45,8 +45,9 @@ flags.DEFINE_integer('sir_samples', 50, 'k of each SIR draw.', lower_bound=1)
 flags.DEFINE_integer('sir_draws', 300, 'SIR draws per digit.', lower_bound=1)
 flags.DEFINE_integer('grid_points', 161, 'Grid points per latent dimension.',
                      lower_bound=11)
-flags.DEFINE_float('grid_half_width', 3.0, 'The grid spans +-this around '
-                   'the mean of q(h|x) in both dimensions.', lower_bound=0.1)
+flags.DEFINE_float('grid_sigmas', 6.0, 'The grid spans the posterior mean '
+                   '+- this many posterior standard deviations.',
+                   lower_bound=1.0)
 flags.register_validator(
     'ks', lambda v: bool(v) and all(k.isdigit() and int(k) > 0 for k in v),
     message='--ks must be a comma-separated list of positive integers')
@@ -64,11 +65,10 @@ def pick_digits(labels, n):
 
 def study_digit(model, x, ks, repeats, seed):
     """The numbers and pictures for one test image x [1, n_pixels]."""
-    # A grid centred on q's mean (the posterior of a binarized digit is far
+    # A grid fitted to the posterior (that of a binarized digit is far
     # narrower than the prior); edge_mass says if it cut the posterior off.
-    center = model.q_h1_given_x(tf.constant(x)).mean().numpy()[0]
-    grid = posterior.make_grid(FLAGS.grid_half_width, FLAGS.grid_points,
-                               center=np.round(center, 1))
+    grid = posterior.fitted_grid(model, x, FLAGS.grid_points,
+                                 FLAGS.grid_sigmas)
     exact = posterior.grid_posterior(model, x, grid)
     true_mean = exact['mean'][0]
     distances, snis_means = {}, {}
@@ -143,7 +143,7 @@ def run_task():
         if digits[-1]['grid_edge_mass'] > 1e-3:
             print(f'warning: {digits[-1]["grid_edge_mass"]:.1%} of the '
                   'posterior lies on the grid\'s edge; raise '
-                  '--grid_half_width')
+                  '--grid_sigmas')
     plots.posterior_panels(pictures, os.path.join(out_dir, 'posterior_2d.png'),
                            ks)
 

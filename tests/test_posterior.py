@@ -32,6 +32,18 @@ class GridPosteriorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllGreaterEqual(exact['kl_p_q'], 0.0)
         self.assertLess(grid.edge_mass(exact['density'][0]), 1e-4)
 
+    @parameterized.parameters(1, 2)
+    def test_fitted_grid_agrees_with_a_wide_one(self, layers):
+        model = models.IWAEModel(seed=2, **TINY[layers])
+        wide = posterior.grid_posterior(model, X[:1],
+                                        posterior.make_grid(7.0, 301))
+        grid = posterior.fitted_grid(model, X[:1], points=121)
+        fitted = posterior.grid_posterior(model, X[:1], grid)
+        self.assertAllClose(fitted['log_p_x'], wide['log_p_x'], atol=2e-3)
+        self.assertAllClose(fitted['mean'], wide['mean'], atol=2e-3)
+        self.assertAllClose(fitted['kl_p_q'], wide['kl_p_q'], rtol=2e-3)
+        self.assertLess(grid.edge_mass(fitted['density'][0]), 1e-4)
+
     def test_kl_is_zero_when_q_is_the_posterior(self):
         # p(h) = N(0, I) and a decoder that ignores h: p(h|x) = p(h). Set q
         # to N(0, I) too.
