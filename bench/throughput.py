@@ -1,7 +1,7 @@
 """Training and evaluation throughput, against the machine's matmul rate.
 
   python bench/throughput.py                       # all of it, ~3 minutes
-  python bench/throughput.py --configs 1:5 --no_eval
+  python bench/throughput.py --configs 1:5 --noeval
 
 Prints, at the paper's batch of 20 for each (stochastic layers, k):
   fused   the training loop: many Adam steps in one XLA call (train.py)

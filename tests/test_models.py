@@ -174,6 +174,20 @@ class ArchitectureTest(tf.test.TestCase, parameterized.TestCase):
             models.IWAEModel(stochastic_layers=3)
 
 
+class BernoulliTest(tf.test.TestCase):
+
+    def test_one_log_sigmoid_is_tfp_log_prob(self):
+        logits = tf.constant(np.random.default_rng(0).normal(
+            scale=10, size=(50, 784)), tf.float32)
+        x = tf.cast(tf.random.stateless_uniform([50, 784], [1, 2]) < 0.5,
+                    tf.float32)
+        ours = models.Bernoulli(logits=logits).log_prob(x)
+        tfp_one = models.tfd.Bernoulli(logits=logits).log_prob(x)
+        self.assertAllClose(ours, tfp_one, rtol=1e-6, atol=1e-6)
+        self.assertAllClose(models.Bernoulli(logits=logits).mean(),
+                            tf.sigmoid(logits))
+
+
 class ConditionalTest(tf.test.TestCase, parameterized.TestCase):
 
     def conditional_model(self, layers):
