@@ -25,7 +25,7 @@ from bench import soak
 # 8 epochs of 20 steps, a checkpoint after every block of 4 steps.
 KILL_RUN = ('--epochs', '8', '--batch_size', '20', '--steps_per_call', '4',
             '--checkpoint_every_secs', '0', '--eval_samples', '10',
-            '--max_test_examples', '10', '--n_samples', '3')
+            '--max_test_examples', '10', '--n_samples', '3', '--nofigures')
 
 
 def write_data(folder, n_train=400):
@@ -289,7 +289,7 @@ class BadInputTest(tf.test.TestCase, parameterized.TestCase):
         write_data(folder, n_train=60)
         logdir = os.path.join(folder, 'run_' + self._testMethodName)
         run = ('--data_dir', folder, '--epochs', '1', '--eval_samples', '2',
-               '--max_test_examples', '2', '--logdir', logdir)
+               '--max_test_examples', '2', '--logdir', logdir, '--nofigures')
         self.assertIsNone(main_error(*run))
         message = main_error(*run, '--resume', *change)
         self.assert_one_line_error(message, expected)
