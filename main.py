@@ -104,6 +104,9 @@ flags.DEFINE_bool('progress', True, 'Show progress bars.')
 # Evaluation.
 flags.DEFINE_integer('eval_samples', 5000, 'k of the log-likelihood estimate '
                      '(the paper uses 5000).', lower_bound=1)
+flags.DEFINE_integer('class_samples', 10, 'Samples per class in the '
+                     'class-conditional figure of a conditional model (a '
+                     '10 x N grid).', lower_bound=1)
 flags.DEFINE_bool('eval_train', False, 'Also estimate the training set '
                   'log-likelihood (slow: 5x the test set).')
 
@@ -170,7 +173,7 @@ def run(config, dataset, logdir):
             monitor.post_run_figures(
                 result.model, results['unit_activities'],
                 os.path.join(logdir, train.FIGURE_DIR), seed=config.seed,
-                log=log)
+                per_class=FLAGS.class_samples, log=log)
     results['wall_time_s'] = result.wall_time_s + (time.time() - t0)
     train.write_json_atomically(os.path.join(logdir, 'results.json'), results)
     log(f'wrote {os.path.join(logdir, "results.json")}')

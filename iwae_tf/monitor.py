@@ -109,7 +109,7 @@ class Monitor:
             reconstructions=image_grid(reconstructions, len(self.digits)))
 
 
-def class_samples(model, columns, seed):
+def class_sample_means(model, columns, seed):
     """Bernoulli means of columns draws per class, each from p(h|y) of its
     class: float [n_classes * columns, n_pixels], class c in rows
     c * columns ... (c + 1) * columns - 1."""
@@ -132,7 +132,8 @@ def last_decoder_weights(model):
     return model.p_x_given_h1_net.logits.kernel.numpy()
 
 
-def post_run_figures(model, activities, folder, seed=0, log=print):
+def post_run_figures(model, activities, folder, seed=0, per_class=10,
+                     log=print):
     """The post-run figures of the authors' code and more: histograms of
     log A_u per stochastic layer, the first encoder and last decoder
     layers' weights as images and, for a conditional model, samples of
@@ -143,6 +144,7 @@ def post_run_figures(model, activities, folder, seed=0, log=print):
         activities: list of float arrays [units] (Evaluator.unit_activities).
         folder: where the PNGs go.
         seed: int, of the class-conditional draws.
+        per_class: draws per class (a conditional model's figure).
         log: function taking one line of text.
 
     Returns:
@@ -157,7 +159,8 @@ def post_run_figures(model, activities, folder, seed=0, log=print):
     plots.weight_images(last_decoder_weights(model), paths[2],
                         'last layer of p(x|h1): weights of each unit')
     if model.n_classes:
-        grid = image_grid(class_samples(model, 10, seed), 10)
+        grid = image_grid(class_sample_means(model, per_class, seed),
+                          per_class)
         paths.append(os.path.join(folder, 'class_samples.png'))
         plots.image_rows(grid, paths[-1], 'samples of p(x|y), one row per '
                          'class (Bernoulli means)',

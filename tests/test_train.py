@@ -227,8 +227,11 @@ class ConditionalTrainTest(tf.test.TestCase):
             paths = monitor.post_run_figures(
                 model, evaluator.unit_activities(
                     dataset.test, labels=dataset.test_labels),
-                figures, log=lambda line: None)
+                figures, per_class=3, log=lambda line: None)
         self.assertLen(paths, 4)
+        # Class c in rows 3c .. 3c + 2.
+        self.assertEqual(monitor.class_sample_means(model, 3, 0).shape,
+                         (4 * 3, 784))
         for path in paths:
             self.assertGreater(os.path.getsize(path), 1000, path)
 
