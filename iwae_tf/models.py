@@ -164,7 +164,7 @@ class ConditionalPrior(keras.layers.Layer):
             kernel_initializer='zeros')
 
     def call(self, y):
-        """y: float Tensor [batch, n_classes] -> (mean, sigma) [batch, units]."""
+        """y float [batch, n_classes] -> (mean, sigma) [batch, units]."""
         return self.mean(y), tf.exp(self.log_sigma(y))
 
 

@@ -286,8 +286,8 @@ def log_activity_histograms(activities, path, threshold=0.01):
                    label=f'A_u = {threshold}')
         ax.set_xlabel('log10 A_u')
         ax.set_ylabel('units')
-        ax.set_title(f'layer h{i + 1}: {int(np.sum(np.asarray(a) > threshold))}'
-                     f' of {len(a)} active')
+        active = int(np.sum(np.asarray(a) > threshold))
+        ax.set_title(f'layer h{i + 1}: {active} of {len(a)} active')
         ax.legend(frameon=False, fontsize=8)
     _save(fig, path)
 

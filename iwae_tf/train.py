@@ -111,8 +111,8 @@ class TrainConfig:
 
 # Fields that must match for --resume to continue a run.
 _RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
-                  'latent_units', 'init', 'batch_size', 'seed', 'max_train_examples',
-                  'estimator', 'conditional', 'prior')
+                  'latent_units', 'init', 'batch_size', 'seed',
+                  'max_train_examples', 'estimator', 'conditional', 'prior')
 
 
 def schedule(epoch, base_learning_rate=1e-3):
@@ -633,8 +633,8 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 config.batch_size].reshape(n_steps, config.batch_size)
             t0 = time.time()
             args = (x_train, tf.constant(indices),
-                    tf.constant(n_steps, tf.int32), tf.constant(step, tf.int32),
-                    y_train)
+                    tf.constant(n_steps, tf.int32),
+                    tf.constant(step, tf.int32), y_train)
             block_bounds, steps_run, state_finite = fast_block(*args)
             if not (state_finite and np.all(np.isfinite(
                     block_bounds.numpy()[:n_steps]))):

@@ -10,7 +10,8 @@ from iwae_tf import monitor
 class MonitorTest(tf.test.TestCase):
 
     def test_frames_are_log_spaced(self):
-        epochs = [e for e in range(1, 3281) if monitor.is_figure_epoch(e, 3280)]
+        epochs = [e for e in range(1, 3281)
+                  if monitor.is_figure_epoch(e, 3280)]
         self.assertLen(epochs, 31)
         self.assertEqual(epochs[:12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30])
         self.assertEqual(epochs[-3:], [2000, 3000, 3280])  # The last, too.

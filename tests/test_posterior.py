@@ -121,8 +121,8 @@ class SnisPosteriorMeansTest(tf.test.TestCase):
         points = np.stack([t, 2 * t, -t], 1) + 1.0
         projected, explained = posterior.pca(points)
         self.assertAllClose(explained, [1.0, 0.0], atol=1e-9)
-        self.assertAllClose(np.abs(projected[:, 0]), np.abs(t - t.mean()) * np.sqrt(6),
-                            atol=1e-6)
+        self.assertAllClose(np.abs(projected[:, 0]),
+                            np.abs(t - t.mean()) * np.sqrt(6), atol=1e-6)
         projected, explained = posterior.pca(points[:, :1], 2)
         self.assertAllClose(projected[:, 1], np.zeros(500))
 
