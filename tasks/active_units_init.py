@@ -174,7 +174,8 @@ def run_task():
           'activity_curves.png')
 
 
-main = common.main_for(run_task)
+main = common.main_for(run_task, quick=dict(
+    inits=['xavier_uniform', 'he_uniform']))
 
 
 if __name__ == '__main__':

@@ -22,6 +22,10 @@ flags.DEFINE_string('out_dir', None, 'Folder for the task\'s results and '
                     'figures.')
 flags.DEFINE_list('seeds', ['135', '630', '924', '10', '32'],
                   'Seeds of the runs (weights, data order, samples).')
+flags.DEFINE_bool('quick', False, 'A smoke test of a minute or two: 1 epoch '
+                  'on 1,000 training and 100 test images, k=100 evaluation '
+                  'and the task\'s own small settings; flags given '
+                  'explicitly still win.')
 flags.DEFINE_string('shard', '0/1', 'i/n: run only every n-th run of the '
                     'grid, starting at the i-th (i = 0..n-1), to split a '
                     'sweep across machines; merge their runs.jsonl after.')
@@ -240,9 +244,28 @@ def write_report(path, text):
     print(text)
 
 
-def main_for(run_task):
-    """A task's absl main: run_task(), bad input ending in one line."""
+# --quick: main.py's flags; each task adds its own (main_for).
+QUICK = dict(epochs=1, max_train_examples=1000, max_test_examples=100,
+             eval_samples=100, seeds=['1', '2'])
+
+
+def _apply_quick(values):
+    """Sets each flag in values that the command line did not give."""
+    for name, value in values.items():
+        if not FLAGS[name].present:
+            setattr(FLAGS, name, value)
+
+
+def main_for(run_task, quick=None):
+    """A task's absl main: run_task(), bad input ending in one line.
+
+    Args:
+        run_task: function of no arguments.
+        quick: dict of the task's own flag values under --quick.
+    """
     def task_main(argv):
         del argv
+        if FLAGS.quick:
+            _apply_quick(dict(QUICK, **(quick or {})))
         main.exit_on_error(run_task)
     return task_main

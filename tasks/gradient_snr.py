@@ -212,7 +212,8 @@ def write_tables(records, out_dir, config):
         f.write('\n'.join(lines) + '\n')
 
 
-main = common.main_for(run_task)
+main = common.main_for(run_task, quick=dict(
+    snr_samples=['1', '5'], n_draws=8))
 
 
 if __name__ == '__main__':

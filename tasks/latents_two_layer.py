@@ -82,7 +82,8 @@ def run_task():
              test_log_likelihood=results['test_log_likelihood']))
 
 
-main = common.main_for(run_task)
+main = common.main_for(run_task, quick=dict(
+    snis_samples=10))
 
 
 if __name__ == '__main__':

@@ -163,7 +163,8 @@ def run_task():
                         report(digits, ks, config))
 
 
-main = common.main_for(run_task)
+main = common.main_for(run_task, quick=dict(
+    digits=2, repeats=4, sir_draws=40, grid_points=61))
 
 
 if __name__ == '__main__':

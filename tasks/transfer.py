@@ -123,7 +123,8 @@ def run_task():
                         report(rows, n_iwae))
 
 
-main = common.main_for(run_task)
+main = common.main_for(run_task, quick=dict(
+    iwae_samples=5, transfer_epochs=1))
 
 
 if __name__ == '__main__':

@@ -263,12 +263,11 @@ class PosteriorStudiesTest(tf.test.TestCase):
         out = os.path.join(self.folder, 'posterior')
         self.assertIsNone(task_in_process(
             posterior_2d, '--data_dir', self.folder, '--out_dir', out,
-            '--digits', '2', '--ks', '1,10,100', '--repeats', '4',
-            '--sir_draws', '40', '--grid_points', '61', *QUICK))
+            '--quick', '--ks', '1,10,100', *QUICK))
         for name in ('posterior_2d.png', 'aggregate_posterior.png'):
             self.assertGreater(os.path.getsize(os.path.join(out, name)), 1000)
         results = read_json(os.path.join(out, 'posterior_2d.json'))
-        self.assertLen(results['digits'], 2)
+        self.assertLen(results['digits'], 2)  # --quick: 2 digits.
         for digit in results['digits']:
             self.assertGreaterEqual(digit['kl_p_q'], 0.0)
             self.assertEqual(set(digit['snis_distance']), {'1', '10', '100'})
@@ -276,12 +275,15 @@ class PosteriorStudiesTest(tf.test.TestCase):
             self.assertIn('| SNIS k=100 |', f.read())
         # Its model has 2 latent units.
         self.assertEqual(results['settings']['latent_units'], [2])
+        # --quick filled in what the command line left out, and only that.
+        self.assertEqual(results['settings']['max_train_examples'], 1000)
+        self.assertEqual(results['settings']['eval_samples'], 20)
 
     def test_latents_two_layer(self):
         out = os.path.join(self.folder, 'latents')
         self.assertIsNone(task_in_process(
             latents_two_layer, '--data_dir', self.folder, '--out_dir', out,
-            '--latent_units', '4,2', '--snis_samples', '5', *QUICK))
+            '--latent_units', '4,2', '--quick', *QUICK))
         self.assertGreater(os.path.getsize(
             os.path.join(out, 'latents_two_layer.png')), 1000)
         layers = read_json(os.path.join(out, 'latents_two_layer.json'))[
