@@ -12,8 +12,10 @@ Prints, at the paper's batch of 20 for each (stochastic layers, k):
 with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
 float32 matmul rate measured here; then the fused loop's time per step with
 each gradient estimator (--estimators) over the standard one's; then the
-k=5000 evaluation in test images/s, likewise. All ratios come from this one
-run.
+k=5000 evaluation in test images/s, likewise; then (--densities) where the
+time of 10,000 draws of the 1-layer bound goes: the decoder's matmuls alone,
+with tfp's Bernoulli log-density, with models.Bernoulli's, the normal draws,
+and the whole log_weights. All ratios come from this one run.
 """
 
 import os
@@ -30,6 +32,7 @@ from absl import flags
 
 from iwae_tf import data
 from iwae_tf import evaluate
+from iwae_tf import models
 from iwae_tf import train
 
 flags.DEFINE_list('configs', ['1:5', '1:50', '2:5', '2:50'],
@@ -40,6 +43,7 @@ flags.DEFINE_integer('eval_images', 100, 'Test images for the k=5000 rate.')
 flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
 flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
                   'estimators to time against standard in the fused loop.')
+flags.DEFINE_bool('densities', True, 'Time the parts of a 10,000-draw bound.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
 flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Folder with binarized_mnist.npz; random data if unset.')
@@ -82,6 +86,59 @@ def forward_macs(model, n_samples):
         else:
             per_sample += macs
     return per_x + n_samples * per_sample
+
+
+def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
+    """Prints ms and GFLOP/s of the parts of a 1-layer bound over draws
+    samples (draws / images per image), each one XLA call: the decoder on
+    fixed draws, with each pixel density; the normal draws alone, with TF's
+    default algorithm and with Philox named; the whole log_weights, averaged
+    over repeats seeds (its time varies with the seed)."""
+    model = train.make_model(train.TrainConfig(), dataset)
+    decoder = model.p_x_given_h1_net
+    x = tf.constant(dataset.test[:images])
+    x_rows = tf.tile(x, [draws // images, 1])  # [draws, n_pixels]
+    shape = [draws, model.latent_units[0]]
+    h = tf.constant(np.random.default_rng(0).standard_normal(shape),
+                    tf.float32)
+
+    def matmuls(seed):
+        del seed
+        out = h
+        for layer in decoder.hidden + [decoder.logits]:
+            out = tf.matmul(out, layer.kernel)
+        return tf.reduce_sum(out)
+
+    def density(distribution):
+        return lambda seed: tf.reduce_sum(
+            distribution(logits=decoder(h)).log_prob(x_rows))
+
+    def normals(alg):
+        return lambda seed: tf.reduce_sum(
+            tf.random.stateless_normal(shape, seed, alg=alg))
+
+    parts = (
+        ('decoder matmuls alone', matmuls),
+        ('decoder + tfd.Bernoulli log_prob', density(models.tfd.Bernoulli)),
+        ('decoder + models.Bernoulli log_prob', density(models.Bernoulli)),
+        ('whole log_weights (k=1000 x 10 images)', lambda seed: tf.reduce_sum(
+            model.log_weights(x, draws // images, seed))),
+        ('normal draws alone, default algorithm', normals('auto_select')),
+        ('normal draws alone, Philox', normals('philox')))
+    flops = 2 * draws * sum(int(l.kernel.shape[0]) * int(l.kernel.shape[1])
+                            for l in decoder.hidden + [decoder.logits])
+    seeds = [tf.constant([1, i], tf.int32) for i in range(repeats)]
+    print(f'\nparts of a 1-layer bound, {draws} draws (GFLOP/s counts the '
+          'decoder matmuls):')
+    for name, fn in parts:
+        fn = tf.function(fn, jit_compile=True)
+        fn(seeds[0]).numpy()  # Compiles.
+        seconds = _timed(lambda: [fn(s) for s in seeds][-1].numpy()) / repeats
+        line = f'{name:>40}: {seconds * 1e3:6.2f} ms'
+        if not name.startswith('normal'):
+            line += (f', {flops / seconds / 1e9:6.1f} GFLOP/s = '
+                     f'{flops / seconds / 1e9 / peak:.0%} of matmul')
+        print(line, flush=True)
 
 
 def training_data():
@@ -285,6 +342,9 @@ def main(argv):
             print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
                   f'images/s, {flops / 1e9:.2f} GFLOP/image, '
                   f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul')
+
+    if FLAGS.densities:
+        density_costs(dataset, peak)
 
 
 if __name__ == '__main__':

@@ -172,10 +172,10 @@ class Bernoulli(tfd.Bernoulli):
     """tfd.Bernoulli whose log_prob evaluates one log-sigmoid per pixel.
 
     tfd.Bernoulli.log_prob evaluates log sigmoid(-l) and log sigmoid(l) and
-    mixes them by x: two softplus per pixel, which made the pixel densities
-    cost a third as much as the decoder's matmuls (bench: 14 ms against
-    17 ms for 10,000 draws). For x in {0, 1}, log p(x) = log sigmoid((2x - 1)
-    l) exactly, with one.
+    mixes them by x: two softplus per pixel, which cost 13 ms beside the
+    decoder matmuls' 17 ms for 10,000 draws (bench/throughput.py, parts of a
+    bound); this costs 9. For x in {0, 1}, log p(x) = log sigmoid((2x - 1) l)
+    exactly, with one.
     """
 
     def _log_prob(self, event):

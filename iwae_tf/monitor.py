@@ -25,16 +25,12 @@ def is_figure_epoch(epoch, total_epochs):
     return epoch % 10**int(math.log10(epoch)) == 0
 
 
-def image_grid(images, columns):
-    """float [n, side*side] -> float [rows*side, columns*side], rows filled
-    left to right (empty cells are 0)."""
-    n = images.shape[0]
-    side = int(round(images.shape[1] ** 0.5))
-    rows = -(-n // columns)
-    cells = np.zeros((rows * columns, side, side), np.float32)
-    cells[:n] = images.reshape(n, side, side)
-    grid = cells.reshape(rows, columns, side, side).transpose(0, 2, 1, 3)
-    return grid.reshape(rows * side, columns * side)
+def class_rows(n_classes, per_class):
+    """One-hot labels of per_class rows for each class in turn: float32
+    [n_classes * per_class, n_classes], class c in rows c * per_class ...
+    (c + 1) * per_class - 1."""
+    return evaluate.one_hot(np.repeat(np.arange(n_classes), per_class),
+                            n_classes)
 
 
 class Monitor:
@@ -49,14 +45,16 @@ class Monitor:
         test: float array [n, n_pixels] of 0/1 test images.
         test_labels: int array [n] or None.
         seed: int; fixes every draw.
-        columns: prior draws per row (10 rows).
+        columns: prior draws per row (10 rows, or one per class).
     """
 
     def __init__(self, model, test, test_labels=None, seed=0, columns=10):
         self.model = model
         self.columns = columns
+        self.prior_labels = (class_rows(model.n_classes, columns)
+                             if model.n_classes else None)
+        n = (model.n_classes or 10) * columns
         rng = np.random.default_rng([seed, 0xF16])
-        n = 10 * columns
         self._noise = tf.constant(rng.standard_normal(
             (n, model.latent_units[-1])), tf.float32)
         self._pixel_noise = rng.uniform(size=(n, model.n_pixels))
@@ -68,16 +66,9 @@ class Monitor:
         else:
             index = list(range(min(10, len(test))))
         self.digits = np.asarray(test[index], np.float32)
-        self.digit_labels = (None if not model.n_classes else
-                             evaluate.one_hot(test_labels[index],
-                                              model.n_classes))
-        self.prior_labels = (None if not model.n_classes else
-                             evaluate.one_hot(np.repeat(np.arange(
-                                 model.n_classes), columns)[:n],
-                                 model.n_classes))
-        if model.n_classes:
-            self._noise = self._noise[:len(self.prior_labels)]
-            self._pixel_noise = self._pixel_noise[:len(self.prior_labels)]
+        self.digit_labels = (evaluate.one_hot(test_labels[index],
+                                              model.n_classes)
+                             if model.n_classes else None)
 
     def prior_means(self):
         """Bernoulli means of p(x|h) for the fixed draws h of the prior:
@@ -104,17 +95,17 @@ class Monitor:
         samples = (self._pixel_noise < means).astype(np.float32)
         reconstructions = np.concatenate([self.digits, self.reconstructions()])
         return dict(
-            samples=image_grid(samples, self.columns),
-            means=image_grid(means, self.columns),
-            reconstructions=image_grid(reconstructions, len(self.digits)))
+            samples=plots.image_grid(samples, self.columns),
+            means=plots.image_grid(means, self.columns),
+            reconstructions=plots.image_grid(reconstructions,
+                                             len(self.digits)))
 
 
 def class_sample_means(model, columns, seed):
     """Bernoulli means of columns draws per class, each from p(h|y) of its
     class: float [n_classes * columns, n_pixels], class c in rows
     c * columns ... (c + 1) * columns - 1."""
-    labels = evaluate.one_hot(np.repeat(np.arange(model.n_classes), columns),
-                              model.n_classes)
+    labels = class_rows(model.n_classes, columns)
     return model.sample_pixel_means(len(labels), tf.constant([seed, 0xC1A55]),
                                     y=tf.constant(labels)).numpy()
 
@@ -159,7 +150,7 @@ def post_run_figures(model, activities, folder, seed=0, per_class=10,
     plots.weight_images(last_decoder_weights(model), paths[2],
                         'last layer of p(x|h1): weights of each unit')
     if model.n_classes:
-        grid = image_grid(class_sample_means(model, per_class, seed),
+        grid = plots.image_grid(class_sample_means(model, per_class, seed),
                           per_class)
         paths.append(os.path.join(folder, 'class_samples.png'))
         plots.image_rows(grid, paths[-1], 'samples of p(x|y), one row per '

@@ -196,6 +196,18 @@ def snr_curves(records, path):
     _save(fig, path)
 
 
+def image_grid(images, columns):
+    """float [n, side*side] -> float [rows*side, columns*side], rows filled
+    left to right (empty cells are 0)."""
+    n = images.shape[0]
+    side = int(round(images.shape[1] ** 0.5))
+    rows = -(-n // columns)
+    cells = np.zeros((rows * columns, side, side), np.float32)
+    cells[:n] = images.reshape(n, side, side)
+    grid = cells.reshape(rows, columns, side, side).transpose(0, 2, 1, 3)
+    return grid.reshape(rows * side, columns * side)
+
+
 def _image_axis(ax, image, title):
     ax.imshow(image, cmap='gray_r', vmin=0, vmax=1, interpolation='nearest')
     ax.set_title(title, fontsize=9)
@@ -250,7 +262,7 @@ def image_rows(grid, path, title, row_labels=None):
 
     Args:
         grid: float [rows * side, columns * side] in [0, 1]
-            (monitor.image_grid).
+            (image_grid).
         path: PNG file to write.
         title: str.
         row_labels: optional list of str, one per row.
@@ -386,11 +398,7 @@ def posterior_panels(rows, path, ks):
         ax.set_title(f'SIR draws (k={row["sir_k"]}) over p(h|x)', fontsize=9)
         ax.set_xlabel('h_1')
         recon = row['reconstructions']
-        columns = int(np.ceil(np.sqrt(len(recon))))
-        cells = np.zeros((columns * columns, side, side))
-        cells[:len(recon)] = recon.reshape(-1, side, side)
-        grid = cells.reshape(columns, columns, side, side).transpose(
-            0, 2, 1, 3).reshape(columns * side, columns * side)
+        grid = image_grid(recon, int(np.ceil(np.sqrt(len(recon)))))
         _image_axis(axes[r, 3], grid, 'p(x|h) means of SIR draws')
     _save(fig, path)
 

@@ -14,6 +14,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import models
+
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
@@ -108,7 +110,7 @@ def log_joint(model, x, h, y=None):
                    tf.reduce_sum(model.p_h1_given_h2(h2, y).log_prob(h1), -1))
     logits = model.p_x_given_h1(h1, y).logits[:, None, :]  # [n, 1, n_pixels]
     log_p_x_given_h = tf.reduce_sum(
-        x * logits - tf.nn.softplus(logits), -1)  # [n, batch]
+        models.Bernoulli(logits=logits).log_prob(x), -1)  # [n, batch]
     return tf.cast(log_p_x_given_h + log_p_h[:, None], tf.float64)
 
 

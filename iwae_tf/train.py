@@ -176,6 +176,13 @@ def make_model(config, dataset):
         prior=config.prior)
 
 
+def _first_line(error):
+    """An exception's message (an OpError's own, without TF's context),
+    first line, at most 200 characters: for one-line errors."""
+    text = (getattr(error, 'message', None) or str(error)).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 def checkpoint_path(path):
     """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
     .../stages/stage-i), or a run's logdir or checkpoint folder (its newest).
@@ -216,9 +223,8 @@ def load_weights(model, path):
         reader = tf.train.load_checkpoint(path)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        reason = (getattr(e, 'message', None) or str(e)).strip()
         raise TrainingError(f'--init_from {path} is unreadable '
-                            f'({reason.splitlines()[0][:200]})')
+                            f'({_first_line(e)})')
     variables = model.trainable_variables
     saved = [shapes.get(_WEIGHT_KEY.format(i)) for i in range(len(variables))]
     extra = _WEIGHT_KEY.format(len(variables)) in shapes
@@ -350,9 +356,9 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
         block(x_train [n, n_pixels], batch_indices int32 [steps_per_call,
         batch], n_steps int32, first_step int32, y_train [n, n_classes]
         one-hot or None) -> (bounds float [steps_per_call], steps_run int32,
-        state_finite bool). Step s uses the seed (seed, s). A step that was not applied (non-finite bound or
-        gradient) and the steps past steps_run read NaN; a stop is at
-        bounds[steps_run - 1].
+        state_finite bool). Step s uses the seed (seed, s). A step that was
+        not applied (non-finite bound or gradient) and the steps past
+        steps_run read NaN; a stop is at bounds[steps_run - 1].
     """
     @tf.function(jit_compile=True)
     def block(x_train, batch_indices, n_steps, first_step, y_train=None):
@@ -488,9 +494,8 @@ def _restore(checkpoint, directory, log):
         except Exception as e:  # pylint: disable=broad-except
             # TF's reader raises OpError, IndexError, ValueError or
             # AssertionError, depending on where the file is damaged.
-            reason = str(e).strip().splitlines()[0][:200]
-            log(f'warning: checkpoint {path} is unreadable ({reason}); '
-                'trying the one before it')
+            log(f'warning: checkpoint {path} is unreadable '
+                f'({_first_line(e)}); trying the one before it')
     if paths:
         raise TrainingError(f'no checkpoint in {directory} reads back; move '
                             'the folder away to start over')
@@ -507,12 +512,11 @@ def _save(manager, step):
     try:
         manager.save(checkpoint_number=step)
     except (tf.errors.OpError, OSError) as e:
-        reason = getattr(e, 'message', None) or str(e)
         raise TrainingError(
             f'could not write a checkpoint to {manager.directory} '
-            f'({reason.strip().splitlines()[0][:200]}); free some space or '
-            'choose another --logdir, then rerun with --resume (the last '
-            'checkpoint is kept)')
+            f'({_first_line(e)}); free some space or choose another '
+            '--logdir, then rerun with --resume (the last checkpoint is '
+            'kept)')
 
 
 def _save_stage(checkpoint, logdir, stage):

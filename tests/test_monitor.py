@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from iwae_tf import models
 from iwae_tf import monitor
+from iwae_tf import plots
 
 
 class MonitorTest(tf.test.TestCase):
@@ -18,7 +19,7 @@ class MonitorTest(tf.test.TestCase):
 
     def test_image_grid(self):
         images = np.arange(3 * 4, dtype=np.float32).reshape(3, 4)  # 2x2 each
-        grid = monitor.image_grid(images, columns=2)
+        grid = plots.image_grid(images, columns=2)
         self.assertEqual(grid.shape, (4, 4))
         self.assertAllEqual(grid[:2, 2:], images[1].reshape(2, 2))
         self.assertAllEqual(grid[2:, 2:], np.zeros((2, 2)))  # Empty cell.
