@@ -95,7 +95,7 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
     default algorithm and with Philox named; the whole log_weights, averaged
     over repeats seeds (its time varies with the seed)."""
     model = train.make_model(train.TrainConfig(), dataset)
-    decoder = model.p_x_given_h1_net
+    decoder = model.p_nets[0]
     x = tf.constant(dataset.test[:images])
     x_rows = tf.tile(x, [draws // images, 1])  # [draws, n_pixels]
     shape = [draws, model.latent_units[0]]

@@ -113,14 +113,14 @@ def class_sample_means(model, columns, seed):
 def first_encoder_weights(model):
     """The first layer of q(h1|x), one row per unit over the pixels:
     float [units, n_pixels] (a conditional model's label inputs left out)."""
-    kernel = model.q_h1_given_x_net.hidden[0].kernel.numpy()
+    kernel = model.q_nets[0].hidden[0].kernel.numpy()
     return kernel[:model.n_pixels].T
 
 
 def last_decoder_weights(model):
     """The pixel logits layer of p(x|h1), one row per hidden unit:
     float [units, n_pixels]."""
-    return model.p_x_given_h1_net.logits.kernel.numpy()
+    return model.p_nets[0].logits.kernel.numpy()
 
 
 def post_run_figures(model, activities, folder, seed=0, per_class=10,

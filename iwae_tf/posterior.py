@@ -14,8 +14,6 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from iwae_tf import models
-
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
@@ -80,11 +78,11 @@ def _check_two_dimensional(model):
                          f'all; this model has {model.latent_units}')
 
 
-def _split(model, h):
-    """h [n, 2] -> (h1 [n, d1], h2 [n, 1] or None)."""
-    if model.stochastic_layers == 1:
-        return h, None
-    return h[:, :1], h[:, 1:]
+def _latents(model, h):
+    """Grid points h [n, 2] -> the model's latents, [n, 1, units] per layer
+    (broadcast over the images): (h1) or (h1, h2)."""
+    h = h[:, None, :]  # [n, 1, 2]
+    return [h] if model.stochastic_layers == 1 else [h[..., :1], h[..., 1:]]
 
 
 def log_joint(model, x, h, y=None):
@@ -101,34 +99,13 @@ def log_joint(model, x, h, y=None):
         float64 Tensor [n, batch].
     """
     _check_two_dimensional(model)
-    h1, h2 = _split(model, h)
-    prior = model.prior(y)  # Batch shape [units] or [1, units]: broadcasts.
-    if h2 is None:
-        log_p_h = tf.reduce_sum(prior.log_prob(h1), -1)
-    else:
-        log_p_h = (tf.reduce_sum(prior.log_prob(h2), -1) +
-                   tf.reduce_sum(model.p_h1_given_h2(h2, y).log_prob(h1), -1))
-    logits = model.p_x_given_h1(h1, y).logits[:, None, :]  # [n, 1, n_pixels]
-    log_p_x_given_h = tf.reduce_sum(
-        models.Bernoulli(logits=logits).log_prob(x), -1)  # [n, batch]
-    return tf.cast(log_p_x_given_h + log_p_h[:, None], tf.float64)
+    return tf.cast(model.log_joint(x, _latents(model, h), y=y), tf.float64)
 
 
 def log_q(model, x, h, y=None):
-    """log q(h|x) for every point h and image x: float64 Tensor [n, batch].
-
-    For 2 layers q(h1, h2|x) = q(h1|x) q(h2|h1), the latter at each point's
-    h1 (the same for every image, as q(h2|h1) does not see x).
-    """
+    """log q(h|x) for every point h and image x: float64 Tensor [n, batch]."""
     _check_two_dimensional(model)
-    h1, h2 = _split(model, h)
-    q_h1 = model.q_h1_given_x(x, y)  # batch shape [batch, d1]
-    log_q_h1 = tf.reduce_sum(q_h1.log_prob(h1[:, None, :]), -1)  # [n, batch]
-    if h2 is not None:
-        log_q_h2 = tf.reduce_sum(
-            model.q_h2_given_h1(h1, y).log_prob(h2), -1)  # [n]
-        log_q_h1 += log_q_h2[:, None]
-    return tf.cast(log_q_h1, tf.float64)
+    return tf.cast(model.log_q(x, _latents(model, h), y=y), tf.float64)
 
 
 def grid_posterior(model, x, grid, y=None):
@@ -165,11 +142,7 @@ def draws_and_log_weights(model, x, n_samples, seed, y=None):
     """
     log_w, latents = model.log_weights_and_latents(
         tf.constant(x, tf.float32), n_samples, seed, y=y)
-    if model.stochastic_layers == 1:
-        h = latents[0]
-    else:
-        h2 = tf.reshape(latents[1], [n_samples, -1, 1])
-        h = tf.concat([latents[0], h2], -1)
+    h = tf.concat(latents, -1)  # [n_samples, batch, 2]
     return h.numpy(), log_w.numpy().astype(np.float64)
 
 
@@ -234,9 +207,8 @@ def snis_posterior_means(model, x, n_samples, seed, y=None):
         tf.constant(x, tf.float32), n_samples, seed, y=y)
     w_tilde = _normalized(log_w.numpy().astype(np.float64))  # [k, batch]
     means = []
-    for h in latents:
-        h = h.numpy().reshape(n_samples, len(x), -1)  # [k, batch, units]
-        means.append(np.einsum('kb,kbd->bd', w_tilde, h))
+    for h in latents:  # [k, batch, units]
+        means.append(np.einsum('kb,kbd->bd', w_tilde, h.numpy()))
     return means
 
 

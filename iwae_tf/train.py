@@ -18,7 +18,6 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from iwae_tf import evaluate
 from iwae_tf import models
@@ -261,33 +260,29 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
             model; None otherwise.
 
     Returns:
-        (mean bound float scalar, gradients of -mean bound in the order of
-        model.trainable_variables).
+        (mean bound float scalar, gradients of -mean bound: those of
+        model.decoder_variables, then those of model.encoder_variables, in
+        one list).
     """
     bound = objectives.get_objective(objective)
-    variables = model.trainable_variables
+    decoder = model.decoder_variables
     with tf.GradientTape(persistent=estimator != 'standard') as tape:
         log_w, latents = model.log_weights_and_latents(x, n_samples, seed,
                                                        y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
     if estimator == 'standard':
-        return mean_bound, tape.gradient(loss, variables)
-    decoder = model.decoder_variables
-    grads = tape.gradient(loss, decoder + latents)
-    scale = objectives.path_gradient_scale(log_w, estimator)  # [k, batch]
-    encoder, encoder_grads = [], []
-    for net, h, h_grad in zip(model.encoder_nets, latents,
-                              grads[len(decoder):]):
-        # h is [k, batch, d1] or [k * batch, d2]: one scale per row.
-        h_scale = tf.reshape(scale, tf.concat([tf.shape(h)[:-1], [1]], 0))
-        encoder += net.trainable_variables
+        return mean_bound, tape.gradient(loss,
+                                         decoder + model.encoder_variables)
+    decoder_grads, latent_grads = tape.gradient(loss, (decoder, latents))
+    # One factor per draw, the same for every unit: [k, batch, 1].
+    scale = objectives.path_gradient_scale(log_w, estimator)[..., None]
+    encoder_grads = []
+    for net, h, h_grad in zip(model.q_nets, latents, latent_grads):
         encoder_grads += tape.gradient(h, net.trainable_variables,
-                                       output_gradients=h_grad * h_scale)
+                                       output_gradients=h_grad * scale)
     del tape
-    by_variable = {id(v): g for v, g in zip(
-        decoder + encoder, grads[:len(decoder)] + encoder_grads)}
-    return mean_bound, [by_variable[id(v)] for v in variables]
+    return mean_bound, decoder_grads + encoder_grads
 
 
 def make_train_step(model, optimizer, config, dynamic_binarization,
@@ -312,14 +307,15 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
         bound's, and with guard also the gradients'); wrap it in tf.function
         with or without XLA.
     """
-    variables = model.trainable_variables
+    # The order of bound_and_gradients' gradients.
+    variables = model.decoder_variables + model.encoder_variables
 
     def step(x, seed, y=None):
-        sample_seed, binarize_seed = tf.unstack(
-            tfp.random.split_seed(seed, n=2))
+        sample_seed = models.fold_seed(seed, 0)
         if dynamic_binarization:
-            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), binarize_seed)
-                        < x, tf.float32)
+            x = tf.cast(tf.random.stateless_uniform(
+                tf.shape(x), models.fold_seed(seed, 1), alg='philox') < x,
+                tf.float32)
         mean_bound, grads = bound_and_gradients(
             model, x, config.n_samples, sample_seed, config.objective,
             config.estimator, y)

@@ -68,10 +68,10 @@ def gradient_moments(model, x, n_samples, estimator, n_draws, seed):
         dict of float64 arrays mean_encoder, std_encoder, mean_decoder,
         std_decoder (entries flattened, in variable order).
     """
-    variables = model.trainable_variables
-    position = {id(v): i for i, v in enumerate(variables)}
-    encoder = [position[id(v)] for v in model.encoder_variables]
-    decoder = [position[id(v)] for v in model.decoder_variables]
+    # bound_and_gradients' order: the decoder's, then the encoder's.
+    variables = model.decoder_variables + model.encoder_variables
+    decoder = range(len(model.decoder_variables))
+    encoder = range(len(decoder), len(variables))
 
     def flat(grads, indices):
         return tf.concat([tf.reshape(tf.cast(grads[i], tf.float64), [-1])

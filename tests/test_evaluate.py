@@ -60,7 +60,7 @@ class ActiveUnitsTest(tf.test.TestCase):
 
     def test_a_constant_unit_is_inactive(self):
         model = models.IWAEModel(seed=1, **TINY)
-        mean = model.q_h1_given_x_net.mean
+        mean = model.q_nets[0].mean
         kernel = mean.kernel.numpy()
         kernel[:, 1] = 0.0  # E_q[h1_1 | x] is now the same for every x
         mean.kernel.assign(kernel)

@@ -36,12 +36,8 @@ def with_bounded_weights(model, q_sigma=2.0):
     L_k converges at the usual 1/k rate; a random q narrower than the
     posterior gives heavy-tailed weights and needs far more samples.
     """
-    nets = [model.q_h1_given_x_net]
-    if model.stochastic_layers == 2:
-        nets += [model.q_h2_given_h1_net, model.p_h1_given_h2_net]
-    for net in nets:
-        sigma = 1.0 if net is getattr(model, 'p_h1_given_h2_net', None) \
-            else q_sigma
+    for net in model.q_nets + model.p_nets[1:]:
+        sigma = q_sigma if net in model.q_nets else 1.0
         net.log_sigma.kernel.assign(tf.zeros_like(net.log_sigma.kernel))
         net.log_sigma.bias.assign(tf.fill(net.log_sigma.bias.shape,
                                           float(np.log(sigma))))
@@ -139,7 +135,7 @@ class ArchitectureTest(tf.test.TestCase, parameterized.TestCase):
         means = np.linspace(0.0, 1.0, 784)
         model = models.IWAEModel(
             output_bias=models.output_bias_from_pixel_means(means))
-        bias = model.p_x_given_h1_net.logits.bias.numpy()
+        bias = model.p_nets[0].logits.bias.numpy()
         clipped = np.clip(means, 1e-3, 1 - 1e-3)
         self.assertAllClose(tf.sigmoid(bias), clipped, atol=1e-6)
 
@@ -147,7 +143,7 @@ class ArchitectureTest(tf.test.TestCase, parameterized.TestCase):
                               'he_normal')
     def test_init_scale(self, init):
         model = models.IWAEModel(init=init, seed=0)
-        kernel = model.q_h1_given_x_net.hidden[0].kernel.numpy()  # 784 x 200
+        kernel = model.q_nets[0].hidden[0].kernel.numpy()  # 784 x 200
         fan_in, fan_out = kernel.shape
         expected_var = (2.0 / fan_in if init.startswith('he') else
                         2.0 / (fan_in + fan_out))

@@ -174,14 +174,11 @@ def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0):
     x = tf.constant(np.tile([[1, 0, 1, 1, 0, 0]], [draws, 1]), tf.float32)
     model.log_weights(x, 1, tf.constant([0, 0]))  # Builds the model.
     n_decoder = len(model.decoder_variables)
-    ordered = model.decoder_variables + model.encoder_variables
-    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
 
     @tf.function(jit_compile=True)
     def grads(seed):
         _, g = train.bound_and_gradients(model, x, n_samples, seed,
                                          'iwae_elbo', estimator)
-        g = [g[position[id(v)]] for v in ordered]
         return (tf.concat([tf.reshape(t, [-1]) for t in g[:n_decoder]], 0),
                 tf.concat([tf.reshape(t, [-1]) for t in g[n_decoder:]], 0))
     out = [grads(tf.constant([seed, c])) for c in range(calls)]
