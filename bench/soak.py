@@ -35,6 +35,7 @@ from absl import app
 from absl import flags
 
 from iwae_tf import train
+from iwae_tf import checkpoints
 
 FLAGS = flags.FLAGS
 
@@ -80,7 +81,7 @@ def checkpoint_tensors(logdir):
     """(path, {name: array}) of logdir's newest checkpoint, without the
     save counter (which counts the saves, not the training)."""
     path = tf.train.latest_checkpoint(os.path.join(logdir,
-                                                   train.CHECKPOINT_DIR))
+                                                   checkpoints.CHECKPOINT_DIR))
     reader = tf.train.load_checkpoint(path)
     return path, {name: reader.get_tensor(name)
                   for name in reader.get_variable_to_shape_map()
@@ -109,7 +110,7 @@ def kill_and_resume(args, logdir, cycles, seed=0):
         dict: kills, mid_write_kills, lost_steps, returncode and output of
         the run that finished.
     """
-    directory = os.path.join(logdir, train.CHECKPOINT_DIR)
+    directory = os.path.join(logdir, checkpoints.CHECKPOINT_DIR)
     rng = random.Random(seed)
     kills = mid_write = lost = 0
     saved_at_kill = None
@@ -180,7 +181,7 @@ def main(argv):
     print(f'cycles={soak["kills"]} identical={identical} '
           f'lost_steps={soak["lost_steps"]} '
           f'mid_write_kills={soak["mid_write_kills"]} '
-          f'steps={latest_step(os.path.join(killed, train.CHECKPOINT_DIR))} '
+          f'steps={latest_step(os.path.join(killed, checkpoints.CHECKPOINT_DIR))} '
           f'wall_s={time.time() - t0:.0f} workdir={workdir}')
 
 

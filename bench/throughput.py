@@ -34,6 +34,7 @@ from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import train
+from iwae_tf.config import Config
 
 flags.DEFINE_list('configs', ['1:5', '1:50', '2:5', '2:50'],
                   'stochastic_layers:n_samples pairs to time.')
@@ -94,7 +95,7 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
     fixed draws, with each pixel density; the normal draws alone, with TF's
     default algorithm and with Philox named; the whole log_weights, averaged
     over repeats seeds (its time varies with the seed)."""
-    model = train.make_model(train.TrainConfig(), dataset)
+    model = train.make_model(Config(), dataset)
     decoder = model.p_nets[0]
     x = tf.constant(dataset.test[:images])
     x_rows = tf.tile(x, [draws // images, 1])  # [draws, n_pixels]
@@ -182,7 +183,7 @@ def fused_rate(dataset, config):
 
 def time_tf_variants(dataset, layers, k):
     """examples/s of the fused loop, one step per call, and XLA per call."""
-    config = train.TrainConfig(stochastic_layers=layers, n_samples=k)
+    config = Config(stochastic_layers=layers, n_samples=k)
     results = {}
     results['fused'], model = fused_rate(dataset, config)
     indices = _batch_indices(dataset)
@@ -319,7 +320,7 @@ def main(argv):
         layers, k = (int(v) for v in config.split(':'))
         rates = {}
         for estimator in ['standard'] + FLAGS.estimators:
-            rates[estimator] = fused_rate(dataset, train.TrainConfig(
+            rates[estimator] = fused_rate(dataset, Config(
                 stochastic_layers=layers, n_samples=k,
                 estimator=estimator))[0]
             print(f'{layers:>6} {k:>3} {estimator:>9} '
@@ -330,7 +331,7 @@ def main(argv):
     if FLAGS.eval:
         print()
         for layers in sorted({int(c.split(':')[0]) for c in FLAGS.configs}):
-            config = train.TrainConfig(stochastic_layers=layers)
+            config = Config(stochastic_layers=layers)
             model = train.make_model(config, dataset)
             evaluator = evaluate.Evaluator(model)
             x, _ = data.random_subset(dataset.test, FLAGS.eval_images, 0)

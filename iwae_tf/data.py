@@ -132,6 +132,13 @@ def random_subset(array, n, seed, labels=None):
     return array[index], None if labels is None else labels[index]
 
 
+def one_hot(labels, n_classes):
+    """int array [n] -> float32 array [n, n_classes]; None stays None."""
+    if labels is None:
+        return None
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
+
+
 def _check_pixels(name, array, binary):
     """Raises DataError unless array is [n, N_PIXELS] with valid values."""
     if array.ndim != 2 or array.shape[1] != N_PIXELS:

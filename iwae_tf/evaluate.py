@@ -4,15 +4,25 @@ log p(x) is estimated by L_5000 (paper, section 5: "we estimate the
 log-likelihood ... with k = 5000"). The 5000 samples are drawn in chunks and
 combined with a running log-sum-exp, so memory stays bounded; image batches
 and chunks both loop inside one XLA-compiled call.
+
+As a command, it evaluates a trained run without training (main.py's data
+and evaluation flags; results.json and test_log_likelihoods.npy go to
+LOGDIR/evaluation or --out_dir):
+
+  python -m iwae_tf.evaluate runs/binarized_mnist_1layer_iwae_elbo_k5_paper_seed1
 """
 
 import math
+import sys
 import time
 
+from absl import app
+from absl import flags
 import keras
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import data
 from iwae_tf import objectives
 
 ACTIVITY_THRESHOLD = 0.01  # A_u > 0.01 marks an active unit (section 5.2).
@@ -83,13 +93,6 @@ def _compiled_over_batches(per_batch):
                                          *args))
         return out.stack()
     return fn
-
-
-def one_hot(labels, n_classes):
-    """int array [n] -> float32 array [n, n_classes]; None stays None."""
-    if labels is None:
-        return None
-    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
 
 
 class Evaluator:
@@ -167,7 +170,7 @@ class Evaluator:
         """labels int [n] -> one-hot [n, n_classes]; raises ValueError when
         labels are missing for a conditional model or given to another."""
         self.model.check_label(labels)
-        return one_hot(labels, self.model.n_classes)
+        return data.one_hot(labels, self.model.n_classes)
 
     def log_weights_in_chunks(self, x, n_samples, chunk_samples):
         """The log-weights log_likelihood draws for one batch (for tests).
@@ -278,18 +281,22 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     Returns:
         dict with test_log_likelihood, test_images_per_second, active_units
         (per layer), unit_activities (per layer, lists of floats), and
-        pruned_test_log_likelihood / train_log_likelihood when asked for.
-        For a conditional model these are of log p(x|y).
+        pruned_test_log_likelihood / train_log_likelihood when asked for;
+        and test_log_likelihoods, the per-image estimates (float64 array
+        [n_test], in the test set's order). For a conditional model these
+        are of log p(x|y).
     """
     evaluator = Evaluator(model, seed=seed)
     conditional = bool(model.n_classes)
     test_labels = dataset.test_labels if conditional else None
     given = ' log p(x|y)' if conditional else ''
     t0 = time.time()
-    test_ll = evaluator.log_likelihood(dataset.test, n_samples,
-                                       progress=progress,
-                                       labels=test_labels).mean()
+    per_image = evaluator.log_likelihood(dataset.test, n_samples,
+                                         progress=progress,
+                                         labels=test_labels)
+    test_ll = per_image.mean()
     results = dict(test_log_likelihood=float(test_ll),
+                   test_log_likelihoods=per_image,
                    test_images_per_second=len(dataset.test) /
                    (time.time() - t0))
     log(f'test log-likelihood{given} (k={n_samples}): {test_ll:.3f}')
@@ -344,3 +351,40 @@ def expected_random_coverage(n_units, sizes):
     in_none = n_units * np.prod(1 - fractions)
     return dict(all=float(in_all), some=float(n_units - in_all - in_none),
                 none=float(in_none))
+
+
+def _main(argv):
+    """python -m iwae_tf.evaluate LOGDIR_OR_CHECKPOINT [flags]."""
+    # Imported here: both import this module (as iwae_tf.evaluate).
+    from iwae_tf import cli  # pylint: disable=g-import-not-at-top
+    from iwae_tf import pipeline  # pylint: disable=g-import-not-at-top
+    if len(argv) != 2:
+        sys.exit('usage: python -m iwae_tf.evaluate LOGDIR_OR_CHECKPOINT '
+                 '[--data_dir D] [--max_test_examples N] [--eval_samples K] '
+                 '[--eval_train] [--out_dir F]')
+    given = {name: flags.FLAGS[name].value for name in _COMMAND_FLAGS
+             if flags.FLAGS[name].present}
+    cli.exit_on_error(lambda: pipeline.evaluate_checkpoint(
+        argv[1], given, flags.FLAGS.out_dir, progress=flags.FLAGS.progress))
+
+
+# The settings the evaluate command takes (the rest come from the run's
+# config.json): where the data is, which test images, k, the train set.
+_COMMAND_FLAGS = ('dataset', 'data_dir', 'download', 'max_test_examples',
+                  'eval_samples', 'eval_train', 'seed')
+
+
+
+def define_command_flags():
+    """The evaluate command's flags (kept when already defined)."""
+    from iwae_tf import cli  # pylint: disable=g-import-not-at-top
+    cli.define_flags(_COMMAND_FLAGS)
+    if 'out_dir' not in flags.FLAGS:
+        flags.DEFINE_string('out_dir', None, 'Where results.json and '
+                            'test_log_likelihoods.npy go; default '
+                            'LOGDIR/evaluation.')
+
+
+if __name__ == '__main__':
+    define_command_flags()
+    app.run(_main)

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import plots
 
@@ -29,7 +30,7 @@ def class_rows(n_classes, per_class):
     """One-hot labels of per_class rows for each class in turn: float32
     [n_classes * per_class, n_classes], class c in rows c * per_class ...
     (c + 1) * per_class - 1."""
-    return evaluate.one_hot(np.repeat(np.arange(n_classes), per_class),
+    return data.one_hot(np.repeat(np.arange(n_classes), per_class),
                             n_classes)
 
 
@@ -66,7 +67,7 @@ class Monitor:
         else:
             index = list(range(min(10, len(test))))
         self.digits = np.asarray(test[index], np.float32)
-        self.digit_labels = (evaluate.one_hot(test_labels[index],
+        self.digit_labels = (data.one_hot(test_labels[index],
                                               model.n_classes)
                              if model.n_classes else None)
 
@@ -144,7 +145,8 @@ def post_run_figures(model, activities, folder, seed=0, per_class=10,
     paths = [os.path.join(folder, name) for name in (
         'log_activity_histograms.png', 'encoder_first_layer_weights.png',
         'decoder_last_layer_weights.png')]
-    plots.log_activity_histograms(activities, paths[0])
+    plots.log_activity_histograms(activities, paths[0],
+                                  evaluate.ACTIVITY_THRESHOLD)
     plots.weight_images(first_encoder_weights(model), paths[1],
                         'first layer of q(h1|x): weights of each unit')
     plots.weight_images(last_decoder_weights(model), paths[2],

@@ -23,13 +23,14 @@ def _save(fig, path):
     os.replace(tmp, path)
 
 
-def active_units_bars(runs, path, title='Active units'):
+def active_units_bars(runs, path, threshold, title='Active units'):
     """Bars of mean active units per init, one bar per objective, with the
     standard deviation over seeds and every seed as a point.
 
     Args:
         runs: list of dicts with 'objective' (a label), 'init', 'active'.
         path: PNG file to write.
+        threshold: the activity that marks a unit active.
         title: str.
     """
     inits = list(dict.fromkeys(r['init'] for r in runs))
@@ -53,14 +54,14 @@ def active_units_bars(runs, path, title='Active units'):
                        values, color=color, s=14, zorder=3)
     ax.set_xticks(range(len(inits)))
     ax.set_xticklabels(inits)
-    ax.set_ylabel('active units (A_u > 0.01)')
+    ax.set_ylabel(f'active units (A_u > {threshold})')
     ax.set_title(title)
     ax.legend(frameon=False)
     ax.grid(axis='y', alpha=0.3)
     _save(fig, path)
 
 
-def activity_curves(runs, path, threshold=0.01):
+def activity_curves(runs, path, threshold):
     """Per-unit activity, sorted, on a log scale: one panel per init, one
     line per run, coloured by objective.
 
@@ -101,7 +102,7 @@ def activity_curves(runs, path, threshold=0.01):
     _save(fig, path)
 
 
-def activity_heatmap(row_labels, activities, path, threshold=0.01,
+def activity_heatmap(row_labels, activities, path, threshold,
                      title='log10 activity'):
     """log10 activity of every unit (columns) in every run (rows); active
     units are marked with a dot.
@@ -278,7 +279,7 @@ def image_rows(grid, path, title, row_labels=None):
     _save(fig, path)
 
 
-def log_activity_histograms(activities, path, threshold=0.01):
+def log_activity_histograms(activities, path, threshold):
     """Histograms of log A_u, the log-variance over x of E_q[u|x], of every
     stochastic layer's units (the active-unit measure; the authors' code
     plots log_variances_layer_i).

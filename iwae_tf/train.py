@@ -1,4 +1,4 @@
-"""Training: config, the paper's schedule, the fused XLA step, checkpoints.
+"""Training: the paper's schedule, the fused XLA step, the training loop.
 
 One XLA-compiled call runs a block of up to `steps_per_call` Adam steps on
 batches gathered from the training set held in memory, so at the paper's
@@ -9,109 +9,25 @@ checkpoint needs only the weights, Adam's state and the step counter.
 """
 
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import checkpoints
+from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import monitor
 from iwae_tf import objectives
 from iwae_tf import plots
+from iwae_tf.checkpoints import TrainingError
+from iwae_tf.config import PAPER_EPOCHS
+from iwae_tf.config import PAPER_STAGES
 
-PAPER_STAGES = 8  # i = 0..7
-PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
-CHECKPOINT_DIR = 'checkpoints'
-STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 FIGURE_DIR = 'figures'
-CONFIG_FILE = 'config.json'
-NAN_POLICIES = ('stop', 'skip_batch')
-LR_SCHEDULES = ('paper', 'constant')
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a non-finite loss, a mismatched resume)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run. Field names = flag names."""
-    dataset: str = 'binarized_mnist'
-    objective: str = 'iwae_elbo'
-    n_samples: int = 5
-    stochastic_layers: int = 1
-    latent_units: tuple = None  # Units per stochastic layer; None: paper's.
-    init: str = 'paper'
-    epochs: int = -1  # -1: the paper's 3,280-epoch schedule.
-    batch_size: int = 20
-    seed: int = 1
-    learning_rate: float = 1e-3  # lr of stage 0; stage i uses lr 10^(-i/7).
-    lr_schedule: str = 'paper'  # Or 'constant': learning_rate throughout.
-    adam_epsilon: float = 1e-4
-    max_train_examples: int = None
-    steps_per_call: int = 500
-    checkpoint_every_secs: float = 600.0
-    eval_every_epochs: int = 1  # validation bound and prior samples.
-    nan_policy: str = 'stop'  # Or 'skip_batch': drop a non-finite step.
-    estimator: str = 'standard'  # Encoder gradient: standard, dreg or stl.
-    conditional: bool = False  # p(x|y): the one-hot label enters every net.
-    prior: str = 'standard'  # Or 'conditional': a learned p(h_top|y).
-    init_from: str = None  # Start from these weights (a fresh optimizer).
-    keep_stage_checkpoints: bool = False  # Keep stages/stage-i (3^i epochs).
-    figures: bool = True  # Training-time figures and TensorBoard images.
-
-    def __post_init__(self):
-        objectives.get_objective(self.objective)
-        models.check_init(self.init)
-        models.check_stochastic_layers(self.stochastic_layers)
-        if self.latent_units is not None:
-            units = tuple(int(u) for u in self.latent_units)
-            if len(units) != self.stochastic_layers or min(units) < 1:
-                raise ValueError(
-                    f'latent_units needs {self.stochastic_layers} positive '
-                    f'numbers (one per stochastic layer), got '
-                    f'{",".join(map(str, units))}')
-            object.__setattr__(self, 'latent_units', units)  # Lists too.
-        for name in ('n_samples', 'batch_size', 'steps_per_call',
-                     'eval_every_epochs'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'{name} must be >= 1, got '
-                                 f'{getattr(self, name)}')
-        if self.epochs == 0 or self.epochs < -1:
-            raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
-                             f'schedule; got {self.epochs}')
-        if self.estimator not in objectives.ESTIMATORS:
-            raise ValueError(f'unknown estimator {self.estimator!r}: choose '
-                             f'one of {", ".join(objectives.ESTIMATORS)}')
-        if self.estimator == 'dreg' and self.objective != 'iwae_elbo':
-            raise ValueError('estimator dreg is the doubly reparameterized '
-                             'gradient of iwae_elbo; use --objective '
-                             'iwae_elbo (stl works with vae_elbo)')
-        if self.nan_policy not in NAN_POLICIES:
-            raise ValueError(f'nan_policy must be one of {NAN_POLICIES}, got '
-                             f'{self.nan_policy!r}')
-        if self.learning_rate <= 0 or self.adam_epsilon <= 0:
-            raise ValueError('learning_rate and adam_epsilon must be > 0')
-        models.check_prior(self.prior, int(self.conditional))
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, '
-                             f'got {self.lr_schedule!r}')
-
-    @property
-    def total_epochs(self):
-        return PAPER_EPOCHS if self.epochs == -1 else self.epochs
-
-
-# Fields that must match for --resume to continue a run.
-_RESUME_FIELDS = ('dataset', 'objective', 'n_samples', 'stochastic_layers',
-                  'latent_units', 'init', 'batch_size', 'seed',
-                  'max_train_examples', 'estimator', 'conditional', 'prior')
 
 
 def schedule(epoch, base_learning_rate=1e-3):
@@ -175,69 +91,6 @@ def make_model(config, dataset):
         prior=config.prior)
 
 
-def _first_line(error):
-    """An exception's message (an OpError's own, without TF's context),
-    first line, at most 200 characters: for one-line errors."""
-    text = (getattr(error, 'message', None) or str(error)).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
-
-
-def checkpoint_path(path):
-    """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
-    .../stages/stage-i), or a run's logdir or checkpoint folder (its newest).
-
-    Raises:
-        TrainingError: nothing there.
-    """
-    if tf.io.gfile.exists(path + '.index'):
-        return path
-    for folder in (os.path.join(path, CHECKPOINT_DIR), path):
-        found = _checkpoint_paths(folder)
-        if found:
-            return found[0]
-    raise TrainingError(f'--init_from {path}: no checkpoint there; give a '
-                        'run\'s logdir or a checkpoint such as '
-                        'LOGDIR/stages/stage-7')
-
-
-# Keras 3 models are not tracked objects of tf.train.Checkpoint: their
-# variables reach a checkpoint through the optimizer, in the order of
-# model.trainable_variables (which _restore relies on too).
-_WEIGHT_KEY = 'optimizer/_trainable_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
-
-
-def load_weights(model, path):
-    """Sets model's weights from the checkpoint at path (see
-    checkpoint_path); the optimizer state there is left out.
-
-    Returns:
-        the checkpoint path read.
-
-    Raises:
-        TrainingError: no checkpoint, an unreadable one, or one of another
-            architecture.
-    """
-    path = checkpoint_path(path)
-    try:
-        reader = tf.train.load_checkpoint(path)
-        shapes = reader.get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as e:
-        raise TrainingError(f'--init_from {path} is unreadable '
-                            f'({_first_line(e)})')
-    variables = model.trainable_variables
-    saved = [shapes.get(_WEIGHT_KEY.format(i)) for i in range(len(variables))]
-    extra = _WEIGHT_KEY.format(len(variables)) in shapes
-    if extra or any(s is None or list(s) != list(v.shape)
-                    for s, v in zip(saved, variables)):
-        raise TrainingError(
-            f'--init_from {path}: its weights do not fit this model '
-            f'(variable shapes differ); use a run with the same '
-            '--stochastic_layers, --conditional and --prior')
-    for i, v in enumerate(variables):
-        v.assign(reader.get_tensor(_WEIGHT_KEY.format(i)))
-    return path
-
-
 def bound_and_gradients(model, x, n_samples, seed, objective,
                         estimator='standard', y=None):
     """The mean bound over x and the gradients of its negative.
@@ -292,7 +145,7 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
     Args:
         model: IWAEModel.
         optimizer: a built keras optimizer.
-        config: TrainConfig.
+        config: Config.
         dynamic_binarization: sample 0/1 pixels from the grey values of x.
         guard: check the bound and every gradient, and apply the update only
             if all are finite: a bad step then changes nothing, neither the
@@ -383,34 +236,6 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
     return block
 
 
-def write_json_atomically(path, obj):
-    """Writes JSON to path via a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                     suffix='.tmp') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        tmp = f.name
-    os.replace(tmp, path)
-
-
-def _check_resume(config, logdir):
-    path = os.path.join(logdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        saved = json.load(f)
-    defaults = TrainConfig()  # For fields older runs did not record.
-    for name in _RESUME_FIELDS:
-        value = saved.get(name, getattr(defaults, name))
-        if isinstance(value, list):  # JSON has no tuples.
-            value = tuple(value)
-        if value != getattr(config, name):
-            raise TrainingError(
-                f'--resume: {logdir} holds a run with {name}={value!r}, not '
-                f'{getattr(config, name)!r}; use another --logdir or the '
-                'same settings')
-
-
 @dataclasses.dataclass
 class TrainResult:
     model: models.IWAEModel
@@ -419,124 +244,159 @@ class TrainResult:
     final_train_bound: float
 
 
-def _prepare_logdir(logdir, resume):
-    """Creates logdir and checks that it is writable and, unless resuming,
-    that it holds no checkpoints a new run would mix with."""
-    try:
-        os.makedirs(logdir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=logdir, suffix='.probe'):
-            pass
-    except OSError as e:
-        raise TrainingError(f'cannot write to logdir {logdir} '
-                            f'({e.strerror}); choose a writable --logdir')
-    if not resume and tf.train.latest_checkpoint(
-            os.path.join(logdir, CHECKPOINT_DIR)):
-        raise TrainingError(f'{logdir} already holds checkpoints of a run; '
-                            'pass --resume to continue it, or choose another '
-                            '--logdir')
+class Blocks:
+    """Runs blocks of training steps, each one XLA call.
 
-
-def _checkpoint_manager(checkpoint, logdir, log):
-    """A CheckpointManager of logdir/checkpoints; an unreadable index file
-    ('checkpoint') is set aside, as the checkpoints are found without it."""
-    directory = os.path.join(logdir, CHECKPOINT_DIR)
-    try:
-        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-    except ValueError:
-        index = os.path.join(directory, 'checkpoint')
-        log(f'warning: {index} is unreadable; moved to {index}.corrupt')
-        os.replace(index, index + '.corrupt')
-        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-
-
-def _checkpoint_paths(directory):
-    """The checkpoints ckpt-N in directory, newest first, found by their
-    index files (not by the 'checkpoint' index file, which may be stale)."""
-    if not os.path.isdir(directory):
-        return []
-    paths = []
-    for name in os.listdir(directory):
-        number = name[len('ckpt-'):-len('.index')]
-        if name.startswith('ckpt-') and name.endswith('.index') and \
-                number.isdigit():
-            paths.append((int(number), os.path.join(directory, name[:-6])))
-    return [path for _, path in sorted(paths, reverse=True)]
-
-
-def _restore(checkpoint, directory, log):
-    """Restores the newest checkpoint in directory that reads back whole.
-
-    Checkpoints are found by their files, not only by the index file, and a
-    corrupt or truncated one is reported and the one before it is used.
-    Leftovers of a write that a kill cut short are removed.
-
-    Returns:
-        the path restored, or None if there is no checkpoint.
+    Blocks run unguarded; one whose bounds or final weights are not all
+    finite is undone (model and Adam state are copied on the device before
+    every block) and run again with every step guarded, compiled on first
+    need, which stops at or skips the bad step as nan_policy says.
     """
-    if not os.path.isdir(directory):
-        return None
-    for name in os.listdir(directory):
-        if name.endswith('_temp') or name.startswith('checkpoint.tmp'):
-            leftover = os.path.join(directory, name)
-            if os.path.isdir(leftover):
-                shutil.rmtree(leftover)
-            else:
-                os.remove(leftover)
-    paths = _checkpoint_paths(directory)
-    for path in paths:
-        try:
-            checkpoint.restore(path).assert_consumed()
-            return path
-        except Exception as e:  # pylint: disable=broad-except
-            # TF's reader raises OpError, IndexError, ValueError or
-            # AssertionError, depending on where the file is damaged.
-            log(f'warning: checkpoint {path} is unreadable '
-                f'({_first_line(e)}); trying the one before it')
-    if paths:
-        raise TrainingError(f'no checkpoint in {directory} reads back; move '
-                            'the folder away to start over')
-    return None
+
+    def __init__(self, model, optimizer, config, dataset, steps_per_call):
+        self.steps_per_call = steps_per_call
+        self.batch_size = config.batch_size
+        self._state = model.variables + optimizer.variables
+        self._backup = [tf.Variable(v, trainable=False) for v in self._state]
+        dynamic = dataset.binarization == 'dynamic'
+
+        def block(guard):
+            return make_train_block(
+                make_train_step(model, optimizer, config, dynamic, guard),
+                config.seed,
+                stop_at_non_finite=guard and config.nan_policy == 'stop',
+                state=() if guard else self._state,
+                backup=() if guard else self._backup)
+        self._fast, self._guarded, self._block = block(False), None, block
+        self._x = tf.constant(dataset.train, tf.float32)
+        self._y = None
+        if config.conditional:
+            self._y = tf.constant(data.one_hot(dataset.train_labels,
+                                               model.n_classes))
+
+    def run(self, batches, first_step):
+        """Runs a step for each row of batches from step first_step.
+
+        Args:
+            batches: int array [n_steps, batch_size] of training indices,
+                n_steps <= steps_per_call.
+            first_step: int, the global step of the first row.
+
+        Returns:
+            float array [steps run] of the steps' mean bounds; NaN for a
+            step that was not applied. Fewer than n_steps only when a
+            non-finite step stopped the block (nan_policy 'stop').
+        """
+        n_steps = len(batches)
+        indices = np.zeros((self.steps_per_call, self.batch_size), np.int32)
+        indices[:n_steps] = batches
+        args = (self._x, tf.constant(indices), tf.constant(n_steps, tf.int32),
+                tf.constant(first_step, tf.int32), self._y)
+        bounds, steps_run, state_finite = self._fast(*args)
+        if not (state_finite and np.all(np.isfinite(
+                bounds.numpy()[:n_steps]))):
+            for v, copy in zip(self._state, self._backup):
+                v.assign(copy)
+            self._guarded = self._guarded or self._block(True)
+            bounds, steps_run, _ = self._guarded(*args)
+        return bounds.numpy()[:int(steps_run)]
 
 
-def _save(manager, step):
-    """Writes a checkpoint; a full or read-only disk is a TrainingError.
+class EpochEnd:
+    """What follows every epoch: summaries, the validation bound, a
+    training-time frame; after the last, the GIF of the frames."""
 
-    tf.train.CheckpointManager writes the files first and then replaces the
-    'checkpoint' index file atomically, so a kill at any moment leaves the
-    previous checkpoint listed and whole.
-    """
-    try:
-        manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as e:
-        raise TrainingError(
-            f'could not write a checkpoint to {manager.directory} '
-            f'({_first_line(e)}); free some space or choose another '
-            '--logdir, then rerun with --resume (the last checkpoint is '
-            'kept)')
+    def __init__(self, model, config, dataset, logdir, log):
+        self.config, self.dataset, self.logdir, self.log = (config, dataset,
+                                                            logdir, log)
+        self.evaluator = evaluate.Evaluator(model, seed=config.seed)
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.monitor = monitor.Monitor(
+            model, dataset.test, dataset.test_labels, seed=config.seed) \
+            if config.figures else None
+
+    def __call__(self, epoch, bound, skipped):
+        """After epoch (0-based), whose mean training bound was bound and
+        whose steps in skipped (1-based numbers) were left out."""
+        config, epochs = self.config, self.config.total_epochs
+        stage, rate = schedule(epoch)[0], learning_rate(config, epoch)
+        if skipped:
+            self.log(f'warning: epoch {epoch + 1}: skipped {len(skipped)} '
+                     'steps with a non-finite bound or gradient (steps '
+                     f'{", ".join(map(str, skipped[:5]))}'
+                     f'{", ..." if len(skipped) > 5 else ""})')
+        with self.writer.as_default(step=epoch + 1):
+            tf.summary.scalar('train/bound', bound)
+            tf.summary.scalar('train/skipped_steps', len(skipped))
+            tf.summary.scalar('learning_rate', rate)
+            tf.summary.scalar('stage', stage)
+            if (epoch + 1) % config.eval_every_epochs == 0 or \
+                    epoch + 1 == epochs:
+                validation = self.evaluator.mean_bound(
+                    self.dataset.validation, config.objective,
+                    config.n_samples, labels=self.dataset.validation_labels
+                    if config.conditional else None)
+                tf.summary.scalar('validation/bound', validation)
+                self.log(f'epoch {epoch + 1}/{epochs} stage {stage} lr '
+                         f'{rate:.2e}: train bound {bound:.3f}, validation '
+                         f'bound {validation:.3f}')
+            if self.monitor and monitor.is_figure_epoch(epoch + 1, epochs):
+                self._write_frame(epoch + 1)
+        self.writer.flush()
+
+    def _write_frame(self, epoch):
+        """A training-time frame: TensorBoard images and a PNG for the GIF."""
+        pictures = self.monitor.pictures()
+        for name, grid in pictures.items():
+            tf.summary.image(f'figures/{name}', grid[None, :, :, None])
+        plots.training_frame(pictures, os.path.join(
+            self.logdir, FIGURE_DIR, 'frames', f'epoch_{epoch:05d}.png'),
+            title=f'epoch {epoch}')
+
+    def last(self):
+        if self.monitor:
+            frames = sorted(tf.io.gfile.glob(os.path.join(
+                self.logdir, FIGURE_DIR, 'frames', 'epoch_*.png')))
+            plots.animation(frames, os.path.join(self.logdir, FIGURE_DIR,
+                                                 'training.gif'))
 
 
-def _save_stage(checkpoint, logdir, stage):
-    """Writes logdir/stages/stage-{stage}, kept for good (--init_from can
-    start from it). Written under a temporary name and renamed index last,
-    so a kill leaves no half checkpoint under the stage's name."""
-    directory = os.path.join(logdir, STAGE_DIR)
-    os.makedirs(directory, exist_ok=True)
-    tmp = checkpoint.write(os.path.join(directory, f'tmp-stage-{stage}'))
-    final = os.path.join(directory, f'stage-{stage}')
-    names = sorted(tf.io.gfile.glob(tmp + '.*'), key=lambda n: n.endswith(
-        '.index'))  # The index file last: it marks a whole checkpoint.
-    for name in names:
-        os.replace(name, final + name[len(tmp):])
-    return final
+def _rate(examples, seconds):
+    """Examples per second; None when every call included compiling."""
+    return examples / seconds if seconds > 0 else None
 
 
-def _write_frame(pictures, logdir, epoch):
-    """A training-time frame: TensorBoard images and a PNG for the GIF."""
-    for name, grid in pictures.items():
-        tf.summary.image(f'figures/{name}', grid[None, :, :, None])
-    plots.training_frame(pictures, os.path.join(
-        logdir, FIGURE_DIR, 'frames', f'epoch_{epoch:05d}.png'),
-        title=f'epoch {epoch}')
+def learning_rate(config, epoch):
+    """The schedule's learning rate at epoch, or the constant one (the
+    authors' transfer runs)."""
+    if config.lr_schedule == 'constant':
+        return config.learning_rate
+    return schedule(epoch, config.learning_rate)[1]
+
+
+def _start(config, checkpoint, manager, model, resume, log):
+    """Restores the latest checkpoint (resume) or config.init_from's
+    weights; returns the step to go on from."""
+    path = checkpoints.restore(checkpoint, manager.directory, log) \
+        if resume else None
+    if path:
+        log(f'resumed from {path} at step {int(checkpoint.step.numpy())}')
+    elif config.init_from:
+        log(f'weights from {checkpoints.load_weights(model, config.init_from)}'
+            '; a fresh optimizer')
+    return int(checkpoint.step.numpy())
+
+
+def _stop_at(step, checkpoint, manager, epoch):
+    """nan_policy 'stop': saves the weights from before the bad step and
+    raises TrainingError."""
+    checkpoint.step.assign(step)
+    checkpoints.save(manager, step)
+    raise TrainingError(
+        f'non-finite bound or gradient at epoch {epoch + 1}, step {step + 1}'
+        f'; the weights before it are saved in {manager.directory}: rerun '
+        'with --resume and --nan_policy skip_batch to skip the batch, or '
+        'with a lower --learning_rate')
 
 
 def train(config, dataset, logdir, resume=False, log=print, progress=True,
@@ -544,7 +404,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     """Trains config's model on dataset.train, checkpointing into logdir.
 
     Args:
-        config: TrainConfig.
+        config: Config.
         dataset: data.Dataset.
         logdir: folder for checkpoints, config.json and TensorBoard events.
         resume: continue from the latest checkpoint in logdir, if any.
@@ -562,159 +422,72 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             written or that holds another run.
     """
     start_time = time.time()
-    _prepare_logdir(logdir, resume)
-    if resume:
-        _check_resume(config, logdir)
-    n_train = len(dataset.train)
-    if config.batch_size > n_train:
-        raise ValueError(f'batch_size {config.batch_size} is larger than the '
-                         f'{n_train} training examples')
-    write_json_atomically(os.path.join(logdir, CONFIG_FILE),
-                          dataclasses.asdict(config))
-    steps_per_epoch = n_train // config.batch_size  # The remainder is dropped.
-    steps_per_call = min(config.steps_per_call, steps_per_epoch)
+    checkpoints.prepare_logdir(logdir, config, resume)
+    n_train, batch = len(dataset.train), config.batch_size
+    if batch > n_train:
+        raise ValueError(f'batch_size {batch} is larger than the {n_train} '
+                         'training examples')
+    steps_per_epoch = n_train // batch  # The remainder is dropped.
 
-    model = make_model(config, dataset)
-    optimizer = make_optimizer(config)
+    model, optimizer = make_model(config, dataset), make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    step_counter = tf.Variable(0, dtype=tf.int64, name='step')
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     step=step_counter)
-    manager = _checkpoint_manager(checkpoint, logdir, log)
-    path = _restore(checkpoint, manager.directory, log) if resume else None
-    if path:
-        log(f'resumed from {path} at step {int(step_counter.numpy())}')
-    elif config.init_from:
-        log(f'weights from {load_weights(model, config.init_from)}; '
-            'a fresh optimizer')
+                                     step=tf.Variable(0, dtype=tf.int64))
+    manager = checkpoints.manager(checkpoint, logdir, log)
+    step = _start(config, checkpoint, manager, model, resume, log)
+    blocks = Blocks(model, optimizer, config, dataset,
+                    min(config.steps_per_call, steps_per_epoch))
+    epoch_end = EpochEnd(model, config, dataset, logdir, log)
 
-    # Blocks run unguarded; one whose bounds or final weights are not all
-    # finite is undone and rerun with every step guarded (compiled on first
-    # need), which stops at or skips the bad step as nan_policy says.
-    state = model.variables + optimizer.variables
-    backup = [tf.Variable(v, trainable=False) for v in state]
-    dynamic = dataset.binarization == 'dynamic'
-    fast_block = make_train_block(
-        make_train_step(model, optimizer, config, dynamic), config.seed,
-        stop_at_non_finite=False, state=state, backup=backup)
-    guarded_block = None
-    evaluator = evaluate.Evaluator(model, seed=config.seed)
-    x_train = tf.constant(dataset.train, tf.float32)
-    y_train = None
-    if config.conditional:
-        y_train = tf.constant(evaluate.one_hot(dataset.train_labels,
-                                               model.n_classes))
-    validation_labels = (dataset.validation_labels if config.conditional
-                         else None)
-    writer = tf.summary.create_file_writer(logdir)
-    pictures = monitor.Monitor(
-        model, dataset.test, dataset.test_labels, seed=config.seed) \
-        if config.figures else None
-
-    step = int(step_counter.numpy())
-    last_save = time.time()
-    train_time, train_examples, first_call = 0.0, 0, True
-    epoch_bound = float('nan')
+    last_save, train_time, train_examples = time.time(), 0.0, 0
+    epoch_bound, first_call = float('nan'), True
     for epoch in range(step // steps_per_epoch, config.total_epochs):
-        stage, learning_rate = schedule(epoch, config.learning_rate)
-        if config.lr_schedule == 'constant':  # The transfer runs' 1e-4.
-            learning_rate = config.learning_rate
-        optimizer.learning_rate = learning_rate
-        order = epoch_order(n_train, config.seed, epoch)
+        optimizer.learning_rate = learning_rate(config, epoch)
+        batches = epoch_order(n_train, config.seed, epoch)[
+            :steps_per_epoch * batch].reshape(steps_per_epoch, batch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \
             if progress else None
         bounds, skipped = [], []
+        # The epoch's steps, a block (one XLA call) at a time.
         for offset in range(step % steps_per_epoch, steps_per_epoch,
-                            steps_per_call):
-            n_steps = min(steps_per_call, steps_per_epoch - offset)
-            indices = np.zeros((steps_per_call, config.batch_size), np.int32)
-            indices[:n_steps] = order[
-                offset * config.batch_size:(offset + n_steps) *
-                config.batch_size].reshape(n_steps, config.batch_size)
+                            blocks.steps_per_call):
             t0 = time.time()
-            args = (x_train, tf.constant(indices),
-                    tf.constant(n_steps, tf.int32),
-                    tf.constant(step, tf.int32), y_train)
-            block_bounds, steps_run, state_finite = fast_block(*args)
-            if not (state_finite and np.all(np.isfinite(
-                    block_bounds.numpy()[:n_steps]))):
-                for v, copy in zip(state, backup):
-                    v.assign(copy)
-                guarded_block = guarded_block or make_train_block(
-                    make_train_step(model, optimizer, config, dynamic,
-                                    guard=True), config.seed,
-                    stop_at_non_finite=config.nan_policy == 'stop')
-                block_bounds, steps_run, _ = guarded_block(*args)
-            block_bounds = block_bounds.numpy()[:int(steps_run)]
+            block_bounds = blocks.run(
+                batches[offset:offset + blocks.steps_per_call], step)
             if not first_call:  # The first call includes compilation.
                 train_time += time.time() - t0
-                train_examples += n_steps * config.batch_size
+                train_examples += len(block_bounds) * batch
             first_call = False
             bad = np.flatnonzero(~np.isfinite(block_bounds))
             if bad.size and config.nan_policy == 'stop':
-                # The block stopped before applying the bad step.
-                step_counter.assign(step + int(bad[0]))
-                _save(manager, step + int(bad[0]))
-                raise TrainingError(
-                    f'non-finite bound or gradient at epoch {epoch + 1}, step '
-                    f'{step + int(bad[0]) + 1}; the weights before it are '
-                    f'saved in {manager.directory}: rerun with --resume and '
-                    '--nan_policy skip_batch to skip the batch, or with a '
-                    'lower --learning_rate')
+                _stop_at(step + int(bad[0]), checkpoint, manager, epoch)
             skipped.extend((step + bad + 1).tolist())
-            step += n_steps
-            step_counter.assign(step)
+            step += len(block_bounds)
+            checkpoint.step.assign(step)
             bounds.extend(block_bounds[np.isfinite(block_bounds)].tolist())
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
                            [('bound', float(np.mean(bounds or [np.nan])))])
-            if time.time() - last_save > config.checkpoint_every_secs:
-                _save(manager, step)
-                last_save = time.time()
+            # Preempted (tests), or time for a checkpoint.
             if stop_after_steps is not None and step >= stop_after_steps:
-                break
-        if stop_after_steps is not None and step >= stop_after_steps:
-            _save(manager, step)
-            break
+                checkpoints.save(manager, step)
+                return TrainResult(model, _rate(train_examples, train_time),
+                                   time.time() - start_time, epoch_bound)
+            if time.time() - last_save > config.checkpoint_every_secs:
+                checkpoints.save(manager, step)
+                last_save = time.time()
 
+        # End of the epoch: summaries, checkpoints at stage ends.
         epoch_bound = float(np.mean(bounds)) if bounds else epoch_bound
-        if skipped:
-            log(f'warning: epoch {epoch + 1}: skipped {len(skipped)} steps '
-                f'with a non-finite bound or gradient (steps '
-                f'{", ".join(map(str, skipped[:5]))}'
-                f'{", ..." if len(skipped) > 5 else ""})')
-        with writer.as_default(step=epoch + 1):
-            tf.summary.scalar('train/bound', epoch_bound)
-            tf.summary.scalar('train/skipped_steps', len(skipped))
-            tf.summary.scalar('learning_rate', learning_rate)
-            tf.summary.scalar('stage', stage)
-            if (epoch + 1) % config.eval_every_epochs == 0 or \
-                    epoch + 1 == config.total_epochs:
-                validation = evaluator.mean_bound(
-                    dataset.validation, config.objective, config.n_samples,
-                    labels=validation_labels)
-                tf.summary.scalar('validation/bound', validation)
-                log(f'epoch {epoch + 1}/{config.total_epochs} stage {stage} '
-                    f'lr {learning_rate:.2e}: train bound {epoch_bound:.3f}, '
-                    f'validation bound {validation:.3f}')
-            if pictures and monitor.is_figure_epoch(epoch + 1,
-                                                    config.total_epochs):
-                _write_frame(pictures.pictures(), logdir, epoch + 1)
+        epoch_end(epoch, epoch_bound, skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
-            _save(manager, step)
+            checkpoints.save(manager, step)
             last_save = time.time()
         if is_stage_end(epoch) and config.keep_stage_checkpoints:
-            log(f'stage {stage} ends: kept '
-                f'{_save_stage(checkpoint, logdir, stage)}')
-    writer.flush()
-    if pictures and step == steps_per_epoch * config.total_epochs:
-        frames = sorted(tf.io.gfile.glob(os.path.join(
-            logdir, FIGURE_DIR, 'frames', 'epoch_*.png')))
-        plots.animation(frames, os.path.join(logdir, FIGURE_DIR,
-                                             'training.gif'))
-    return TrainResult(
-        model=model,
-        examples_per_second=(train_examples / train_time
-                             if train_time > 0 else None),
-        wall_time_s=time.time() - start_time,
-        final_train_bound=epoch_bound)
+            path = checkpoints.save_stage(checkpoint, logdir,
+                                          schedule(epoch)[0])
+            log(f'stage {schedule(epoch)[0]} ends: kept {path}')
+    if step == steps_per_epoch * config.total_epochs:
+        epoch_end.last()
+    return TrainResult(model, _rate(train_examples, train_time),
+                       time.time() - start_time, epoch_bound)

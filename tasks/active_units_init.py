@@ -26,7 +26,6 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import scipy.stats
 
-import main as main_py
 from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import objectives
@@ -157,7 +156,7 @@ def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'active_units_init'))
     configs = grid_from_flags()
-    dataset = main_py.load_data_from_flags()
+    dataset = common.load_data()
     records = common.sweep(configs, dataset, out_dir)
     rows = table_rows(records)
     groups, findings = summarize(rows)
@@ -165,7 +164,7 @@ def run_task():
     write_summary(groups, findings, out_dir, epochs)
     plots.active_units_bars(
         rows, os.path.join(out_dir, 'active_units.png'),
-        title=f'Active units after {epochs} epochs ({dataset.name})')
+        evaluate.ACTIVITY_THRESHOLD, title=f'Active units after {epochs} epochs ({dataset.name})')
     plots.activity_curves(rows, os.path.join(out_dir, 'activity_curves.png'),
                           threshold=evaluate.ACTIVITY_THRESHOLD)
     for finding in findings:

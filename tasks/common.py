@@ -1,4 +1,4 @@
-"""What the task scripts share: flags beyond main.py's, and sweeps of runs.
+"""What the task scripts share: main.py's flags and more, and sweeps of runs.
 
 A sweep trains and evaluates a list of TrainConfigs. Each finished run is
 appended as one JSON line to OUT_DIR/runs.jsonl the moment it ends, so a
@@ -6,7 +6,6 @@ stopped sweep keeps what it did; --resume skips the finished runs and
 continues an unfinished one from its checkpoint.
 """
 
-import dataclasses
 import json
 import os
 import time
@@ -14,9 +13,12 @@ import time
 from absl import flags
 import tensorflow as tf
 
-import main  # Defines the data and training flags that the tasks share.
-from iwae_tf import evaluate
+from iwae_tf import cli
+from iwae_tf import pipeline
 from iwae_tf import train
+from iwae_tf.config import Config
+
+cli.define_flags()  # main.py's flags, made from Config's fields.
 
 flags.DEFINE_string('out_dir', None, 'Folder for the task\'s results and '
                     'figures.')
@@ -42,10 +44,6 @@ tf.get_logger().setLevel('ERROR')
 
 FLAGS = flags.FLAGS
 RUNS_FILE = 'runs.jsonl'
-# TrainConfig fields that change no result: left out of a run's settings.
-_NOT_SETTINGS = ('steps_per_call', 'checkpoint_every_secs',
-                 'eval_every_epochs', 'nan_policy', 'figures',
-                 'keep_stage_checkpoints')
 
 
 def _shard_or_none(text):
@@ -69,24 +67,29 @@ def seeds_from_flags():
 
 
 def config_for(**overrides):
-    """main.py's TrainConfig from the flags, with some fields replaced."""
-    return main.config_from_flags(**overrides)
+    """The Config of the flags, with some fields replaced."""
+    return cli.config_from_flags(**overrides)
+
+
+def load_data():
+    """The dataset the flags describe (subsets seeded by --seed, also for
+    runs of other seeds, so that every run of a grid sees the same data)."""
+    return pipeline.load_data(Config(**{
+        name: FLAGS[name].value for name in (
+            'dataset', 'data_dir', 'download', 'max_train_examples',
+            'max_test_examples', 'seed')}))
 
 
 def settings(config):
-    """What determines a run's results: its config and the evaluation."""
-    out = {k: v for k, v in dataclasses.asdict(config).items()
-           if k not in _NOT_SETTINGS}
-    out.update(eval_samples=FLAGS.eval_samples, data_seed=FLAGS.seed,
-               max_test_examples=FLAGS.max_test_examples)
-    return out
+    """What determines a run's results: the fields that change them, and
+    the seed of the data subsets."""
+    return dict(config.settings(), data_seed=FLAGS.seed)
 
 
 def _key(run_settings):
     """A run's settings as a dict key; fields that older records lack take
-    TrainConfig's defaults, so their runs are still found."""
-    full = {k: v for k, v in dataclasses.asdict(train.TrainConfig()).items()
-            if k not in _NOT_SETTINGS}
+    the defaults, so their runs are still found."""
+    full = Config().settings()
     full.update(run_settings)
     return json.dumps(full, sort_keys=True)
 
@@ -140,21 +143,19 @@ def finished_records(path):
 
 
 def train_and_evaluate(config, dataset, logdir, resume):
-    """One run of a sweep: trains, evaluates, returns its record."""
-    result = train.train(config, dataset, logdir, resume=resume,
-                         log=lambda line: None, progress=FLAGS.progress)
-    results = evaluate.evaluate_model(
-        result.model, dataset, FLAGS.eval_samples, seed=config.seed,
-        prune=False, log=lambda line: None, progress=FLAGS.progress)
+    """One run of a sweep (the pipeline, quietly); returns its record."""
+    results = pipeline.run(config, logdir, resume=resume, dataset=dataset,
+                           prune=False, log=lambda line: None,
+                           progress=FLAGS.progress)
     activities = results['unit_activities']
     return dict(
         settings=settings(config), name=run_name(config),
         test_log_likelihood=results['test_log_likelihood'],
         active_units=results['active_units'], unit_activities=activities,
         sorted_activities=[sorted(a, reverse=True) for a in activities],
-        final_train_bound=result.final_train_bound,
-        train_examples_per_second=result.examples_per_second,
-        wall_time_s=result.wall_time_s)
+        final_train_bound=results['final_train_bound'],
+        train_examples_per_second=results['train_examples_per_second'],
+        wall_time_s=results['wall_time_s'])
 
 
 def train_one(config, dataset, out_dir, name='run'):
@@ -267,5 +268,5 @@ def main_for(run_task, quick=None):
         del argv
         if FLAGS.quick:
             _apply_quick(dict(QUICK, **(quick or {})))
-        main.exit_on_error(run_task)
+        cli.exit_on_error(run_task)
     return task_main

@@ -32,7 +32,6 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-import main as main_py
 from iwae_tf import objectives
 from iwae_tf import plots
 from iwae_tf import train
@@ -127,7 +126,7 @@ def run_task():
     done = {(r['point'], r['n_samples'], r['estimator']): r
             for r in common.finished_records(path)}
     config = common.config_for(objective='iwae_elbo')
-    dataset = main_py.load_data_from_flags()
+    dataset = common.load_data()
     ks = [int(k) for k in FLAGS.snr_samples]
     x = tf.constant(dataset.binarized_train()[:config.batch_size])
     model = train.make_model(config, dataset)

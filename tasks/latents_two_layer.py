@@ -25,11 +25,11 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-import main as main_py
 from iwae_tf import evaluate
 from iwae_tf import plots
 from iwae_tf import posterior
 from iwae_tf import train
+from iwae_tf import checkpoints
 from tasks import common
 
 flags.DEFINE_integer('snis_samples', 100, 'k of the SNIS posterior means.',
@@ -51,7 +51,7 @@ def run_task():
     config = common.config_for(stochastic_layers=2)
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'latents_two_layer'))
-    dataset = main_py.load_data_from_flags()
+    dataset = common.load_data()
     model = common.train_one(config, dataset, out_dir).model
     results = evaluate.evaluate_model(
         model, dataset, FLAGS.eval_samples, seed=config.seed, prune=False,
@@ -76,7 +76,7 @@ def run_task():
         panels, os.path.join(out_dir, 'latents_two_layer.png'),
         f'Posterior means of a 2-layer {config.objective} '
         f'k={config.n_samples} (SNIS, k={FLAGS.snis_samples})')
-    train.write_json_atomically(
+    checkpoints.write_json_atomically(
         os.path.join(out_dir, 'latents_two_layer.json'),
         dict(settings=common.settings(config), layers=layers,
              test_log_likelihood=results['test_log_likelihood']))

@@ -28,11 +28,11 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-import main as main_py
 from iwae_tf import evaluate
 from iwae_tf import plots
 from iwae_tf import posterior
 from iwae_tf import train
+from iwae_tf import checkpoints
 from tasks import common
 
 flags.DEFINE_integer('digits', 4, 'Test digits to show (one per class, in '
@@ -122,7 +122,7 @@ def run_task():
     config = common.config_for(stochastic_layers=1, latent_units=(2,))
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'posterior_2d'))
-    dataset = main_py.load_data_from_flags()
+    dataset = common.load_data()
     result = common.train_one(config, dataset, out_dir)
     model = result.model
     results = evaluate.evaluate_model(
@@ -155,7 +155,7 @@ def run_task():
               ylabel='h_2')],
         os.path.join(out_dir, 'aggregate_posterior.png'),
         'Aggregate posterior of the test set')
-    train.write_json_atomically(
+    checkpoints.write_json_atomically(
         os.path.join(out_dir, 'posterior_2d.json'),
         dict(settings=common.settings(config), ks=ks, digits=digits,
              test_log_likelihood=results['test_log_likelihood']))

@@ -26,10 +26,10 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import numpy as np
 
-import main as main_py
 from iwae_tf import evaluate
 from iwae_tf import plots
 from iwae_tf import train
+from iwae_tf import checkpoints
 from tasks import common
 
 flags.DEFINE_string('reuse_from', None, 'Out dir of active_units_init.py '
@@ -130,7 +130,7 @@ def run_task():
                                                      'seed_stability'))
     configs = [common.config_for(seed=seed)
                for seed in common.seeds_from_flags()]
-    dataset = main_py.load_data_from_flags()
+    dataset = common.load_data()
     records = common.sweep(configs, dataset, out_dir,
                            reuse_from=FLAGS.reuse_from)
     seeds = [r['settings']['seed'] for r in records]
@@ -145,7 +145,7 @@ def run_task():
         plots.activity_heatmap(
             [f'seed {s}' for s in seeds], activities,
             os.path.join(out_dir, f'activity_heatmap_{name}.png'),
-            title=f'log10 activity, stochastic layer {layer + 1} '
+            evaluate.ACTIVITY_THRESHOLD, title=f'log10 activity, stochastic layer {layer + 1} '
             f'({configs[0].objective} k={configs[0].n_samples}, '
             f'{configs[0].init})')
         plots.matrix_heatmap(
@@ -154,7 +154,7 @@ def run_task():
             title=f'Jaccard of active sets, layer {layer + 1}\n(mean '
             f'{layers[-1]["mean_jaccard"]:.2f}, chance '
             f'{layers[-1]["chance_mean_jaccard"]:.2f})')
-    train.write_json_atomically(os.path.join(out_dir, 'stability.json'),
+    checkpoints.write_json_atomically(os.path.join(out_dir, 'stability.json'),
                                 dict(settings=records[0]['settings'],
                                      layers=layers))
     common.write_report(os.path.join(out_dir, 'stability.md'),

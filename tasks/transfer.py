@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-import main as main_py
 from iwae_tf import evaluate
 from iwae_tf import train
+from iwae_tf import checkpoints
 from tasks import common
 
 flags.DEFINE_string('vae_checkpoint', None, 'A trained 1-layer VAE (a logdir '
@@ -65,9 +65,9 @@ def base_model(name, config, dataset, out_dir, checkpoint):
     """The model to transfer from, and the checkpoint that holds it."""
     if checkpoint:
         model = train.make_model(config, dataset)
-        return model, train.load_weights(model, checkpoint)
+        return model, checkpoints.load_weights(model, checkpoint)
     model = common.train_one(config, dataset, out_dir, name).model
-    return model, train.checkpoint_path(os.path.join(out_dir, name))
+    return model, checkpoints.checkpoint_path(os.path.join(out_dir, name))
 
 
 def label(objective, n_iwae):
@@ -89,8 +89,8 @@ def report(rows, n_iwae):
 def run_task():
     n_iwae = FLAGS.iwae_samples
     out_dir = common.out_dir_from_flags(os.path.join('results', 'transfer'))
-    dataset = main_py.load_data_from_flags()
-    checkpoints = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint)
+    dataset = common.load_data()
+    given = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint)
     rows = []
     for base, base_objective, after, after_objective in _DIRECTIONS:
         k = dict(vae_elbo=1, iwae_elbo=n_iwae)
@@ -99,7 +99,7 @@ def run_task():
                                    n_samples=k[base_objective],
                                    estimator='standard')
         model, path = base_model(base, config, dataset, out_dir,
-                                 checkpoints[base])
+                                 given[base])
         rows.append(dict(model=label(base_objective, n_iwae), checkpoint=path,
                          **table_row(model, dataset, n_iwae, config.seed)))
         print(report(rows[-1:], n_iwae).splitlines()[-1])
@@ -115,7 +115,7 @@ def run_task():
             f'{label(after_objective, n_iwae)}', checkpoint=path,
             **table_row(model, dataset, n_iwae, config.seed)))
         print(report(rows[-1:], n_iwae).splitlines()[-1])
-    train.write_json_atomically(
+    checkpoints.write_json_atomically(
         os.path.join(out_dir, 'transfer.json'),
         dict(settings=common.settings(config), iwae_samples=n_iwae,
              eval_samples=FLAGS.eval_samples, rows=rows))

@@ -16,6 +16,8 @@ from absl.testing import parameterized
 import test_main
 import test_train
 from iwae_tf import train
+from iwae_tf import checkpoints
+from iwae_tf.config import Config
 
 ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
@@ -79,7 +81,7 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
         config = dataclasses.replace(test_train.SMALL,
                                      checkpoint_every_secs=0)
         small_run(parts, config, stop_after_steps=12)
-        directory = os.path.join(parts, train.CHECKPOINT_DIR)
+        directory = os.path.join(parts, checkpoints.CHECKPOINT_DIR)
         latest = tf.train.latest_checkpoint(directory)
         self.assertEndsWith(latest, 'ckpt-14')  # Blocks end at 4, 8, 10, 14.
         data_file = latest + '.data-00000-of-00001'
@@ -111,12 +113,12 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
     def test_no_readable_checkpoint(self):
         logdir = self.get_temp_dir()
         small_run(logdir, stop_after_steps=4)
-        directory = os.path.join(logdir, train.CHECKPOINT_DIR)
+        directory = os.path.join(logdir, checkpoints.CHECKPOINT_DIR)
         for name in os.listdir(directory):
             if '.data' in name:
                 with open(os.path.join(directory, name), 'wb') as f:
                     f.write(b'junk')
-        with self.assertRaisesRegex(train.TrainingError,
+        with self.assertRaisesRegex(checkpoints.TrainingError,
                                     'no checkpoint .* reads back'):
             small_run(logdir, resume=True)
 
@@ -125,7 +127,7 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
                                                  'No space left on device')
         with mock.patch.object(tf.train.CheckpointManager, 'save',
                                side_effect=error):
-            with self.assertRaisesRegex(train.TrainingError,
+            with self.assertRaisesRegex(checkpoints.TrainingError,
                                         'No space left on device.*free some '
                                         'space'):
                 small_run(self.get_temp_dir())
@@ -133,7 +135,7 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
     def test_new_run_in_a_used_logdir_needs_resume(self):
         logdir = self.get_temp_dir()
         small_run(logdir, stop_after_steps=4)
-        with self.assertRaisesRegex(train.TrainingError, 'pass --resume'):
+        with self.assertRaisesRegex(checkpoints.TrainingError, 'pass --resume'):
             small_run(logdir)
 
 
@@ -158,7 +160,7 @@ class NanTest(tf.test.TestCase):
         small_run(logdir, config, stop_after_steps=10)
         expected = (f'non-finite bound or gradient at epoch 2, step '
                     f'{bad_step};.*--nan_policy skip_batch')
-        with self.assertRaisesRegex(train.TrainingError, expected):
+        with self.assertRaisesRegex(checkpoints.TrainingError, expected):
             small_run(logdir, config, dataset=dataset, resume=True)
         path, tensors = soak.checkpoint_tensors(logdir)
         self.assertEndsWith(path, f'ckpt-{bad_step - 1}')
@@ -299,8 +301,8 @@ class BadInputTest(tf.test.TestCase, parameterized.TestCase):
         folder = self.get_temp_dir()
         logdir = os.path.join(folder, 'run')
         os.makedirs(logdir)
-        with open(os.path.join(logdir, train.CONFIG_FILE), 'w') as f:
-            json.dump(dataclasses.asdict(train.TrainConfig(dataset='mnist')),
+        with open(os.path.join(logdir, checkpoints.CONFIG_FILE), 'w') as f:
+            json.dump(dataclasses.asdict(Config(dataset='mnist')),
                       f)
         write_data(folder, n_train=60)
         message = main_error('--data_dir', folder, '--logdir', logdir,

@@ -1,5 +1,6 @@
 """main.py end to end on tiny data, and its one-line errors on bad input."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -11,6 +12,9 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
+
+from iwae_tf import cli
+from iwae_tf.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,7 +133,64 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotIn('Traceback', err)
 
 
+class EvaluateCommandTest(tf.test.TestCase):
+
+    def test_per_image_estimates_and_the_same_mean(self):
+        folder = self.get_temp_dir()
+        tiny_binarized_mnist(folder)
+        logdir = os.path.join(folder, 'run')
+        self.assertIsNone(main_error(
+            '--data_dir', folder, '--epochs', '1', '--eval_samples', '20',
+            '--max_test_examples', '12', '--logdir', logdir, '--nofigures'))
+        with open(os.path.join(logdir, 'results.json')) as f:
+            trained = json.load(f)
+        per_image = np.load(os.path.join(logdir, 'test_log_likelihoods.npy'))
+        self.assertEqual(per_image.shape, (12,))
+        self.assertAllClose(per_image.mean(), trained['test_log_likelihood'],
+                            rtol=0, atol=1e-9)
+        # The command on the run, with the same settings: the same numbers.
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
+        done = subprocess.run(
+            [sys.executable, '-m', 'iwae_tf.evaluate', logdir, '--data_dir',
+             folder, '--max_test_examples', '12', '--noprogress'],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        out = os.path.join(logdir, 'evaluation')
+        with open(os.path.join(out, 'results.json')) as f:
+            again = json.load(f)
+        self.assertEqual(again['config']['eval_samples'], 20)  # The run's.
+        self.assertEqual(again['test_log_likelihood'],
+                         trained['test_log_likelihood'])
+        self.assertAllEqual(np.load(os.path.join(
+            out, 'test_log_likelihoods.npy')), per_image)
+
+    def test_no_run_there_is_one_line(self):
+        sys.path.insert(0, ROOT)
+        from iwae_tf import evaluate  # pylint: disable=g-import-not-at-top
+        evaluate.define_command_flags()
+        folder = self.get_temp_dir()
+        message = in_process(
+            lambda argv: evaluate._main(['evaluate', folder]),  # pylint: disable=protected-access
+            'evaluate')
+        self.assertStartsWith(message, 'error: ')
+        self.assertIn('no config.json there', message)
+
+
 class FlagfileTest(tf.test.TestCase):
+
+    def test_flags_are_the_config_fields(self):
+        sys.path.insert(0, ROOT)
+        import main  # pylint: disable=g-import-not-at-top,unused-import
+        for field in dataclasses.fields(Config):
+            flag = flags.FLAGS[field.name]
+            self.assertEqual(flag.default, field.default, field.name)
+            self.assertEndsWith(flag.help, field.metadata['help'])
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(['main.py', '--flagfile=' + os.path.join(
+            ROOT, 'flags', 'binarized_mnist_1layer_iwae_k5.flags')])
+        self.assertEqual(cli.config_from_flags(),
+                         Config(objective='iwae_elbo', eval_train=True))
+        flags.FLAGS.unparse_flags()
 
     def test_every_flagfile_gives_the_config_its_name_says(self):
         sys.path.insert(0, ROOT)
@@ -145,7 +206,7 @@ class FlagfileTest(tf.test.TestCase):
             dataset, layers, objective, dreg, k = pattern.search(path).groups()
             main.FLAGS.unparse_flags()
             main.FLAGS(['main.py', f'--flagfile={path}'])
-            config = main.config_from_flags()
+            config = cli.config_from_flags()
             self.assertEqual(
                 (config.dataset, config.stochastic_layers, config.objective,
                  config.n_samples, config.epochs, config.estimator),
@@ -162,7 +223,7 @@ class FlagfileTest(tf.test.TestCase):
             main.FLAGS.unparse_flags()
             main.FLAGS(['main.py', '--flagfile=' + os.path.join(
                 ROOT, 'flags', f'{name}.flags')])
-            config = main.config_from_flags()
+            config = cli.config_from_flags()
             # The run it starts from is where that flagfile's run goes.
             self.assertEqual(config.init_from, os.path.join(
                 'runs', f'mnist_1layer_{source}_paper_seed1'))

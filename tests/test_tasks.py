@@ -22,6 +22,8 @@ from tasks import posterior_2d
 from tasks import seed_stability
 from tasks import transfer
 from iwae_tf import train  # pylint: disable=g-bad-import-order
+from iwae_tf import checkpoints
+from iwae_tf.config import Config
 
 QUICK = ('--epochs', '1', '--eval_samples', '20', '--max_test_examples',
          '20', '--batch_size', '10')
@@ -334,9 +336,9 @@ class TransferTest(tf.test.TestCase):
             self.assertIn('| IWAE (k=3), then VAE (k=1) |', f.read())
         # --vae_checkpoint: that model, not one trained anew.
         dataset = test_train.toy_dataset()
-        config = train.TrainConfig(objective='vae_elbo', n_samples=1)
+        config = Config(objective='vae_elbo', n_samples=1)
         trained = train.make_model(config, dataset)
-        path = train.load_weights(trained, os.path.join(out, 'vae'))
+        path = checkpoints.load_weights(trained, os.path.join(out, 'vae'))
         given, given_path = transfer.base_model(
             'vae', config, dataset, os.path.join(folder, 'again'),
             os.path.join(out, 'vae'))

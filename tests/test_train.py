@@ -12,6 +12,9 @@ from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import monitor
 from iwae_tf import train
+from iwae_tf import checkpoints
+from iwae_tf.config import Config
+from iwae_tf import config as config_lib
 
 
 def toy_dataset(n=200, binarization='fixed', seed=0, labelled=False):
@@ -35,7 +38,7 @@ def toy_dataset(n=200, binarization='fixed', seed=0, labelled=False):
 
 
 # Figures are tested once, in ConditionalTrainTest: they cost time.
-SMALL = train.TrainConfig(dataset='toy', n_samples=2, epochs=2,
+SMALL = Config(n_samples=2, epochs=2,
                           steps_per_call=4, eval_every_epochs=2,
                           figures=False)
 
@@ -48,10 +51,10 @@ def run(config, logdir, dataset=None, log=lambda line: None, **kwargs):
 class ScheduleTest(tf.test.TestCase):
 
     def test_paper_stages(self):
-        stages = [train.schedule(e)[0] for e in range(train.PAPER_EPOCHS)]
+        stages = [train.schedule(e)[0] for e in range(config_lib.PAPER_EPOCHS)]
         # Stage i lasts 3^i epochs, 3,280 in all.
         self.assertAllEqual(np.bincount(stages), [3**i for i in range(8)])
-        self.assertEqual(train.PAPER_EPOCHS, 3280)
+        self.assertEqual(config_lib.PAPER_EPOCHS, 3280)
 
     def test_learning_rates(self):
         for i, first_epoch in enumerate((0, 1, 4, 13, 40, 121, 364, 1093)):
@@ -61,7 +64,7 @@ class ScheduleTest(tf.test.TestCase):
         self.assertAllClose(train.schedule(5000)[1], 1e-4)
 
     def test_stage_ends(self):
-        ends = [e + 1 for e in range(train.PAPER_EPOCHS)
+        ends = [e + 1 for e in range(config_lib.PAPER_EPOCHS)
                 if train.is_stage_end(e)]
         self.assertEqual(ends, [1, 4, 13, 40, 121, 364, 1093, 3280])
 
@@ -87,10 +90,10 @@ class ConfigTest(tf.test.TestCase):
                              (dict(latent_units=(4, 2)), 'latent_units'),
                              (dict(prior='learned'), 'unknown prior')):
             with self.assertRaisesRegex(ValueError, message):
-                train.TrainConfig(**bad)
+                Config(**bad)
 
     def test_paper_schedule_is_default(self):
-        self.assertEqual(train.TrainConfig().total_epochs, 3280)
+        self.assertEqual(Config().total_epochs, 3280)
 
 
 class TrainTest(tf.test.TestCase):
@@ -102,9 +105,9 @@ class TrainTest(tf.test.TestCase):
         first = run(dataclasses.replace(SMALL, epochs=1),
                     os.path.join(logdir, 'short')).final_train_bound
         self.assertGreater(result.final_train_bound, first)
-        checkpoints = tf.train.get_checkpoint_state(
-            os.path.join(logdir, train.CHECKPOINT_DIR))
-        self.assertEndsWith(checkpoints.model_checkpoint_path, 'ckpt-30')
+        state = tf.train.get_checkpoint_state(
+            os.path.join(logdir, checkpoints.CHECKPOINT_DIR))
+        self.assertEndsWith(state.model_checkpoint_path, 'ckpt-30')
         self.assertTrue(os.path.exists(os.path.join(logdir, 'config.json')))
 
     def test_resume_mid_epoch_is_exact(self):
@@ -120,7 +123,7 @@ class TrainTest(tf.test.TestCase):
     def test_resume_with_another_config_fails(self):
         logdir = self.get_temp_dir()
         run(dataclasses.replace(SMALL, epochs=1), logdir)
-        with self.assertRaisesRegex(train.TrainingError,
+        with self.assertRaisesRegex(checkpoints.TrainingError,
                                     'n_samples=2, not 3'):
             run(dataclasses.replace(SMALL, n_samples=3), logdir, resume=True)
 
@@ -144,7 +147,7 @@ class TrainTest(tf.test.TestCase):
         dataset = toy_dataset()
         x = dataset.train.copy()
         x[5, 3] = np.nan
-        with self.assertRaisesRegex(train.TrainingError,
+        with self.assertRaisesRegex(checkpoints.TrainingError,
                                     'non-finite bound or gradient at epoch 1, step 1'):
             run(SMALL, self.get_temp_dir(),
                 dataset=dataclasses.replace(dataset, train=x))
@@ -248,7 +251,7 @@ class InitFromTest(tf.test.TestCase):
         trained = run(config, source).model
         for path in (source, os.path.join(source, 'stages', 'stage-0')):
             model = train.make_model(SMALL, toy_dataset())
-            train.load_weights(model, path)
+            checkpoints.load_weights(model, path)
             if path == source:  # The run's last checkpoint: its weights.
                 for a, b in zip(model.trainable_variables,
                                 trained.trainable_variables):
@@ -261,17 +264,17 @@ class InitFromTest(tf.test.TestCase):
         run(transfer, target, log=lines.append)
         self.assertIn('a fresh optimizer', ' '.join(lines))
         # A fresh optimizer: its step count is this run's steps alone.
-        reader = tf.train.load_checkpoint(train.checkpoint_path(target))
+        reader = tf.train.load_checkpoint(checkpoints.checkpoint_path(target))
         self.assertEqual(reader.get_tensor(
             'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'), 10)
         # Another architecture, or no checkpoint, is refused.
         model = train.make_model(dataclasses.replace(SMALL,
                                                      stochastic_layers=2),
                                  toy_dataset())
-        with self.assertRaisesRegex(train.TrainingError, 'do not fit'):
-            train.load_weights(model, source)
-        with self.assertRaisesRegex(train.TrainingError, 'no checkpoint'):
-            train.load_weights(model, os.path.join(source, 'nothing'))
+        with self.assertRaisesRegex(checkpoints.TrainingError, 'do not fit'):
+            checkpoints.load_weights(model, source)
+        with self.assertRaisesRegex(checkpoints.TrainingError, 'no checkpoint'):
+            checkpoints.load_weights(model, os.path.join(source, 'nothing'))
 
 
 class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
@@ -316,7 +319,7 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_dreg_needs_iwae(self):
         with self.assertRaisesRegex(ValueError, 'use --objective iwae_elbo'):
-            train.TrainConfig(objective='vae_elbo', estimator='dreg')
+            Config(objective='vae_elbo', estimator='dreg')
 
     def test_dreg_trains(self):
         config = dataclasses.replace(SMALL, estimator='dreg', n_samples=5)

@@ -1,0 +1,227 @@
+"""A run's folder: its config, checkpoints, stage checkpoints, weights.
+
+Checkpoints (logdir/checkpoints/ckpt-N) hold the model, Adam's state and the
+step counter; with the stateless randomness of train.py that is all a run
+needs to go on exactly. Every write is atomic or leaves the previous
+checkpoint whole, and restore falls back past a damaged one.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+CHECKPOINT_DIR = 'checkpoints'
+STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
+CONFIG_FILE = 'config.json'
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss, a mismatched resume, a
+    checkpoint that cannot be read or written)."""
+
+
+def _first_line(error):
+    """An exception's message (an OpError's own, without TF's context),
+    first line, at most 200 characters: for one-line errors."""
+    text = (getattr(error, 'message', None) or str(error)).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def checkpoint_path(path):
+    """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
+    .../stages/stage-i), or a run's logdir or checkpoint folder (its newest).
+
+    Raises:
+        TrainingError: nothing there.
+    """
+    if tf.io.gfile.exists(path + '.index'):
+        return path
+    for folder in (os.path.join(path, CHECKPOINT_DIR), path):
+        found = checkpoint_paths(folder)
+        if found:
+            return found[0]
+    raise TrainingError(f'--init_from {path}: no checkpoint there; give a '
+                        'run\'s logdir or a checkpoint such as '
+                        'LOGDIR/stages/stage-7')
+
+
+# Keras 3 models are not tracked objects of tf.train.Checkpoint: their
+# variables reach a checkpoint through the optimizer, in the order of
+# model.trainable_variables (which restore relies on too).
+_WEIGHT_KEY = 'optimizer/_trainable_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def load_weights(model, path):
+    """Sets model's weights from the checkpoint at path (see
+    checkpoint_path); the optimizer state there is left out.
+
+    Returns:
+        the checkpoint path read.
+
+    Raises:
+        TrainingError: no checkpoint, an unreadable one, or one of another
+            architecture.
+    """
+    path = checkpoint_path(path)
+    try:
+        reader = tf.train.load_checkpoint(path)
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        raise TrainingError(f'--init_from {path} is unreadable '
+                            f'({_first_line(e)})')
+    variables = model.trainable_variables
+    saved = [shapes.get(_WEIGHT_KEY.format(i)) for i in range(len(variables))]
+    extra = _WEIGHT_KEY.format(len(variables)) in shapes
+    if extra or any(s is None or list(s) != list(v.shape)
+                    for s, v in zip(saved, variables)):
+        raise TrainingError(
+            f'--init_from {path}: its weights do not fit this model '
+            f'(variable shapes differ); use a run with the same '
+            '--stochastic_layers, --conditional and --prior')
+    for i, v in enumerate(variables):
+        v.assign(reader.get_tensor(_WEIGHT_KEY.format(i)))
+    return path
+
+
+def write_json_atomically(path, obj):
+    """Writes JSON to path via a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
+                                     suffix='.tmp') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        tmp = f.name
+    os.replace(tmp, path)
+
+
+def prepare_logdir(logdir, config, resume):
+    """Creates logdir and checks that it is writable and, unless resuming,
+    that it holds no checkpoints a new run would mix with; when resuming,
+    that its run is of this config (its identity fields). Then writes the
+    config to logdir/config.json.
+
+    Raises:
+        TrainingError: with the fix, in one line.
+    """
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=logdir, suffix='.probe'):
+            pass
+    except OSError as e:
+        raise TrainingError(f'cannot write to logdir {logdir} '
+                            f'({e.strerror}); choose a writable --logdir')
+    if not resume and tf.train.latest_checkpoint(
+            os.path.join(logdir, CHECKPOINT_DIR)):
+        raise TrainingError(f'{logdir} already holds checkpoints of a run; '
+                            'pass --resume to continue it, or choose another '
+                            '--logdir')
+    path = os.path.join(logdir, CONFIG_FILE)
+    if resume and os.path.exists(path):
+        with open(path) as f:
+            mismatch = config.mismatch(json.load(f))
+        if mismatch:
+            name, value = mismatch
+            raise TrainingError(
+                f'--resume: {logdir} holds a run with {name}={value!r}, not '
+                f'{getattr(config, name)!r}; use another --logdir or the '
+                'same settings')
+    write_json_atomically(path, dataclasses.asdict(config))
+
+
+def manager(checkpoint, logdir, log):
+    """A CheckpointManager of logdir/checkpoints; an unreadable index file
+    ('checkpoint') is set aside, as the checkpoints are found without it."""
+    directory = os.path.join(logdir, CHECKPOINT_DIR)
+    try:
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+    except ValueError:
+        index = os.path.join(directory, 'checkpoint')
+        log(f'warning: {index} is unreadable; moved to {index}.corrupt')
+        os.replace(index, index + '.corrupt')
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+
+
+def checkpoint_paths(directory):
+    """The checkpoints ckpt-N in directory, newest first, found by their
+    index files (not by the 'checkpoint' index file, which may be stale)."""
+    if not os.path.isdir(directory):
+        return []
+    paths = []
+    for name in os.listdir(directory):
+        number = name[len('ckpt-'):-len('.index')]
+        if name.startswith('ckpt-') and name.endswith('.index') and \
+                number.isdigit():
+            paths.append((int(number), os.path.join(directory, name[:-6])))
+    return [path for _, path in sorted(paths, reverse=True)]
+
+
+def restore(checkpoint, directory, log):
+    """Restores the newest checkpoint in directory that reads back whole.
+
+    Checkpoints are found by their files, not only by the index file, and a
+    corrupt or truncated one is reported and the one before it is used.
+    Leftovers of a write that a kill cut short are removed.
+
+    Returns:
+        the path restored, or None if there is no checkpoint.
+    """
+    if not os.path.isdir(directory):
+        return None
+    for name in os.listdir(directory):
+        if name.endswith('_temp') or name.startswith('checkpoint.tmp'):
+            leftover = os.path.join(directory, name)
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover)
+            else:
+                os.remove(leftover)
+    paths = checkpoint_paths(directory)
+    for path in paths:
+        try:
+            checkpoint.restore(path).assert_consumed()
+            return path
+        except Exception as e:  # pylint: disable=broad-except
+            # TF's reader raises OpError, IndexError, ValueError or
+            # AssertionError, depending on where the file is damaged.
+            log(f'warning: checkpoint {path} is unreadable '
+                f'({_first_line(e)}); trying the one before it')
+    if paths:
+        raise TrainingError(f'no checkpoint in {directory} reads back; move '
+                            'the folder away to start over')
+    return None
+
+
+def save(manager, step):
+    """Writes a checkpoint; a full or read-only disk is a TrainingError.
+
+    tf.train.CheckpointManager writes the files first and then replaces the
+    'checkpoint' index file atomically, so a kill at any moment leaves the
+    previous checkpoint listed and whole.
+    """
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        raise TrainingError(
+            f'could not write a checkpoint to {manager.directory} '
+            f'({_first_line(e)}); free some space or choose another '
+            '--logdir, then rerun with --resume (the last checkpoint is '
+            'kept)')
+
+
+def save_stage(checkpoint, logdir, stage):
+    """Writes logdir/stages/stage-{stage}, kept for good (--init_from can
+    start from it). Written under a temporary name and renamed index last,
+    so a kill leaves no half checkpoint under the stage's name."""
+    directory = os.path.join(logdir, STAGE_DIR)
+    os.makedirs(directory, exist_ok=True)
+    tmp = checkpoint.write(os.path.join(directory, f'tmp-stage-{stage}'))
+    final = os.path.join(directory, f'stage-{stage}')
+    names = sorted(tf.io.gfile.glob(tmp + '.*'), key=lambda n: n.endswith(
+        '.index'))  # The index file last: it marks a whole checkpoint.
+    for name in names:
+        os.replace(name, final + name[len(tmp):])
+    return final
+
+

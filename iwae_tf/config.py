@@ -1,0 +1,212 @@
+"""Config: every setting of a run (data, model, training, evaluation), once.
+
+Each field is declared once with its default and metadata, and everything
+else derives from that declaration: the absl flags of main.py, the tasks and
+the evaluate command (flag name = field name, same default, same help), the
+fields a --resume must match, and the settings that identify a run's results
+in a sweep. Metadata keys:
+  help        the flag's help text.
+  result      the field changes what a run computes (else: only how fast,
+              how often it saves, what it draws or where it reads data).
+  identity    the field names the run a checkpoint belongs to: --resume
+              refuses another value.
+  choices     the allowed values of a text field (an enum flag).
+  lower_bound the smallest allowed number.
+"""
+
+import dataclasses
+import os
+
+from iwae_tf import data
+from iwae_tf import models
+from iwae_tf import objectives
+
+PAPER_STAGES = 8  # i = 0..7
+PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
+NAN_POLICIES = ('stop', 'skip_batch')
+LR_SCHEDULES = ('paper', 'constant')
+
+
+def _field(default, help_text, result=True, identity=False, choices=None,
+           lower_bound=None):
+    return dataclasses.field(default=default, metadata=dict(
+        help=help_text, result=result, identity=identity, choices=choices,
+        lower_bound=lower_bound))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that determines a run. Field names = flag names."""
+    # Data.
+    dataset: str = _field(
+        'binarized_mnist', 'binarized_mnist: fixed binarization; mnist: '
+        'grey-scale, binarized dynamically (paper table 1); omniglot.',
+        identity=True, choices=data.DATASETS)
+    data_dir: str = _field(
+        None, 'Folder of local data files (see README), else '
+        'tensorflow-datasets\' folder. Default: $IWAE_DATA_DIR.',
+        result=False)
+    download: bool = _field(True, 'Let tensorflow-datasets download data '
+                            'that is not found locally.', result=False)
+    max_train_examples: int = _field(
+        None, 'Train on a seeded random subset of this many examples (quick '
+        'runs).', identity=True, lower_bound=1)
+    max_test_examples: int = _field(
+        None, 'Evaluate on a seeded random subset of this many test images '
+        '(quick runs).', lower_bound=1)
+    # Model and objective.
+    objective: str = _field(
+        'iwae_elbo', 'vae_elbo (mean of log-weights) or iwae_elbo (L_k).',
+        identity=True, choices=tuple(objectives.OBJECTIVES))
+    n_samples: int = _field(5, 'k, importance samples per example.',
+                            identity=True, lower_bound=1)
+    stochastic_layers: int = _field(
+        1, '1 or 2 stochastic layers.', identity=True,
+        choices=tuple(models.ARCHITECTURES))
+    latent_units: tuple = _field(
+        None, 'Units per stochastic layer, bottom first, e.g. 2 or 4,2 '
+        '(small studies); default: the paper\'s 50, or 100,50.',
+        identity=True)
+    estimator: str = _field(
+        'standard', 'Encoder gradient: standard, dreg (doubly '
+        'reparameterized, Tucker et al. 2018; iwae_elbo) or stl (sticking '
+        'the landing, Roeder et al. 2017).', identity=True,
+        choices=objectives.ESTIMATORS)
+    conditional: bool = _field(
+        False, 'Model p(x|y): the one-hot label is an input of the encoder '
+        'and decoder. Needs a labelled dataset (--dataset mnist).',
+        identity=True)
+    prior: str = _field(
+        'standard', 'Prior of the top layer: standard N(0, I), or '
+        'conditional: a learned p(h|y) (with --conditional).', identity=True,
+        choices=models.PRIORS)
+    init: str = _field('paper', 'Weight initialisation; paper = the '
+                       'authors\' code (= xavier_uniform).', identity=True,
+                       choices=tuple(models.INITIALIZERS))
+    # Training.
+    epochs: int = _field(-1, 'Epochs; -1 runs the paper\'s schedule (3,280 '
+                         'epochs). A short run follows the same schedule.',
+                         lower_bound=-1)
+    batch_size: int = _field(20, 'Examples per step.', identity=True,
+                             lower_bound=1)
+    seed: int = _field(1, 'Seed of weights, data order and samples.',
+                       identity=True)
+    learning_rate: float = _field(1e-3, 'Learning rate of stage 0.')
+    lr_schedule: str = _field(
+        'paper', 'paper: stage i of the schedule uses learning_rate * '
+        '10^(-i/7); constant: learning_rate throughout (the authors\' '
+        'transfer runs).', choices=LR_SCHEDULES)
+    adam_epsilon: float = _field(1e-4, 'Adam\'s epsilon (the paper: 1e-4).')
+    steps_per_call: int = _field(500, 'Optimizer steps fused into one XLA '
+                                 'call.', result=False, lower_bound=1)
+    checkpoint_every_secs: float = _field(
+        600.0, 'Also checkpoint this often (checkpoints are always written '
+        'at stage ends).', result=False)
+    eval_every_epochs: int = _field(
+        1, 'Validation bound and prior samples to TensorBoard every this '
+        'many epochs.', result=False, lower_bound=1)
+    nan_policy: str = _field(
+        'stop', 'On a non-finite bound or gradient: stop (after saving the '
+        'weights before it) or skip_batch (leave that step out).',
+        result=False, choices=NAN_POLICIES)
+    init_from: str = _field(
+        None, 'Start from the weights of this checkpoint (a run\'s logdir, '
+        'or LOGDIR/stages/stage-i) with a fresh optimizer, then train as '
+        'configured: the transfer experiments of section 5.3.')
+    keep_stage_checkpoints: bool = _field(
+        False, 'Also keep the weights after each stage of the schedule (3^i '
+        'epochs) as LOGDIR/stages/stage-i.', result=False)
+    figures: bool = _field(
+        True, 'Training-time figures (prior samples, reconstructions; PNG '
+        'frames, a GIF and TensorBoard images) and post-run figures in '
+        'LOGDIR/figures.', result=False)
+    # Evaluation.
+    eval_samples: int = _field(5000, 'k of the log-likelihood estimate (the '
+                               'paper uses 5000).', lower_bound=1)
+    eval_train: bool = _field(False, 'Also estimate the training set '
+                              'log-likelihood (slow: 5x the test set).')
+    class_samples: int = _field(
+        10, 'Samples per class in the class-conditional figure of a '
+        'conditional model (a 10 x N grid).', result=False, lower_bound=1)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if meta['choices'] and value not in meta['choices']:
+                raise ValueError(f'unknown {f.name} {value!r}: choose one of '
+                                 f'{", ".join(map(str, meta["choices"]))}')
+            if meta['lower_bound'] is not None and value is not None and \
+                    value < meta['lower_bound']:
+                raise ValueError(f'{f.name} must be >= {meta["lower_bound"]}'
+                                 f', got {value}')
+        if self.latent_units is not None:
+            try:
+                units = tuple(int(u) for u in self.latent_units)
+            except ValueError:
+                raise ValueError(
+                    '--latent_units must be integers, e.g. 4,2; got '
+                    f'{",".join(map(str, self.latent_units))}') from None
+            if len(units) != self.stochastic_layers or min(units) < 1:
+                raise ValueError(
+                    f'latent_units needs {self.stochastic_layers} positive '
+                    f'numbers (one per stochastic layer), got '
+                    f'{",".join(map(str, units))}')
+            object.__setattr__(self, 'latent_units', units)  # Lists too.
+        if self.epochs == 0:
+            raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
+                             'schedule; got 0')
+        if self.estimator == 'dreg' and self.objective != 'iwae_elbo':
+            raise ValueError('estimator dreg is the doubly reparameterized '
+                             'gradient of iwae_elbo; use --objective '
+                             'iwae_elbo (stl works with vae_elbo)')
+        if self.learning_rate <= 0 or self.adam_epsilon <= 0:
+            raise ValueError('learning_rate and adam_epsilon must be > 0')
+        models.check_prior(self.prior, int(self.conditional))
+
+    @property
+    def total_epochs(self):
+        return PAPER_EPOCHS if self.epochs == -1 else self.epochs
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def settings(self):
+        """The fields that change what a run computes: a sweep's key."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.metadata['result']}
+
+    def mismatch(self, saved):
+        """The first identity field on which a saved config (a dict, as in
+        config.json) differs from this one, as (name, saved value), or None.
+        Fields the saved dict lacks take their defaults (older runs)."""
+        for f in dataclasses.fields(self):
+            if not f.metadata['identity']:
+                continue
+            value = saved.get(f.name, f.default)
+            if isinstance(value, list):  # JSON has no tuples.
+                value = tuple(value)
+            if value != getattr(self, f.name):
+                return f.name, value
+        return None
+
+    @classmethod
+    def from_dict(cls, values):
+        """A Config from a dict such as config.json; unknown keys (from
+        other versions) are left out."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def default_logdir(config):
+    """runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS, with suffixes for
+    --latent_units, --conditional and --init_from."""
+    name = (f'{config.dataset}_{config.stochastic_layers}layer_'
+            f'{config.objective}_k{config.n_samples}_{config.init}_'
+            f'seed{config.seed}')
+    if config.latent_units:
+        name += '_z' + '-'.join(map(str, config.latent_units))
+    if config.conditional:
+        name += f'_conditional_{config.prior}_prior'
+    if config.init_from:
+        name += '_from_' + os.path.basename(os.path.normpath(config.init_from))
+    return os.path.join('runs', name)
