@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The paper's fixed-binarization rows (appendix D) on the full schedule,
+# one run per core, niced so interactive work comes first. Start or resume:
+#   git worktree add --detach ~/iwae-runs/code   # once: a fixed checkout
+#   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code
+# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist;
+# commit their results.json, figures and final weights to results/ as they
+# finish (not their checkpoints).
+# Each line resumes its run from its last checkpoint (--resume starts a new
+# run when the logdir is empty).
+repo=${1:-$HOME/iwae-runs/code}
+# The offline data beside the main checkout (this script is in results/).
+data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
+out=~/iwae-runs/table1_binarized_mnist
+mkdir -p "$out"
+cd "$repo"
+run() {  # core flagfile
+  name=$(basename "$2" .flags)
+  [ -f "$out/$name/results.json" ] && return  # Finished and evaluated.
+  taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
+    --data_dir "$data" --logdir "$out/$name" --resume --noprogress \
+    >> "$out/$name.log" 2>&1
+}
+( run 0 flags/binarized_mnist_1layer_iwae_k5.flags ) &
+( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
+  run 1 flags/binarized_mnist_1layer_vae_k5.flags ) &
+wait
