@@ -9,7 +9,7 @@ As a command, it evaluates a trained run without training (main.py's data
 and evaluation flags; results.json and test_log_likelihoods.npy go to
 LOGDIR/evaluation or --out_dir):
 
-  python -m iwae_tf.evaluate runs/binarized_mnist_1layer_iwae_elbo_k5_paper_seed1
+  python -m iwae_tf.evaluate LOGDIR --eval_train
 """
 
 import math

@@ -58,7 +58,7 @@ def label(objective, n_samples):
 
 
 def grid_from_flags():
-    """The TrainConfigs of the grid, seed by seed."""
+    """The Configs of the grid, seed by seed."""
     pairs = parse_objectives(FLAGS.objectives)
     for init in FLAGS.inits:
         models.check_init(init)
@@ -164,7 +164,8 @@ def run_task():
     write_summary(groups, findings, out_dir, epochs)
     plots.active_units_bars(
         rows, os.path.join(out_dir, 'active_units.png'),
-        evaluate.ACTIVITY_THRESHOLD, title=f'Active units after {epochs} epochs ({dataset.name})')
+        evaluate.ACTIVITY_THRESHOLD,
+        title=f'Active units after {epochs} epochs ({dataset.name})')
     plots.activity_curves(rows, os.path.join(out_dir, 'activity_curves.png'),
                           threshold=evaluate.ACTIVITY_THRESHOLD)
     for finding in findings:

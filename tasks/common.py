@@ -1,6 +1,6 @@
 """What the task scripts share: main.py's flags and more, and sweeps of runs.
 
-A sweep trains and evaluates a list of TrainConfigs. Each finished run is
+A sweep runs the pipeline for a list of Configs. Each finished run is
 appended as one JSON line to OUT_DIR/runs.jsonl the moment it ends, so a
 stopped sweep keeps what it did; --resume skips the finished runs and
 continues an unfinished one from its checkpoint.
@@ -176,7 +176,7 @@ def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
     """Runs every config of this shard that out_dir has no record of yet.
 
     Args:
-        configs: list of TrainConfig, the whole grid.
+        configs: list of Config, the whole grid.
         dataset: data.Dataset.
         out_dir: the task's folder; runs go to out_dir/runs/NAME.
         reuse_from: a folder whose runs.jsonl records count as done when

@@ -145,7 +145,8 @@ def run_task():
         plots.activity_heatmap(
             [f'seed {s}' for s in seeds], activities,
             os.path.join(out_dir, f'activity_heatmap_{name}.png'),
-            evaluate.ACTIVITY_THRESHOLD, title=f'log10 activity, stochastic layer {layer + 1} '
+            evaluate.ACTIVITY_THRESHOLD,
+            title=f'log10 activity, stochastic layer {layer + 1} '
             f'({configs[0].objective} k={configs[0].n_samples}, '
             f'{configs[0].init})')
         plots.matrix_heatmap(

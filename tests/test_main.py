@@ -169,9 +169,9 @@ class EvaluateCommandTest(tf.test.TestCase):
         from iwae_tf import evaluate  # pylint: disable=g-import-not-at-top
         evaluate.define_command_flags()
         folder = self.get_temp_dir()
-        message = in_process(
-            lambda argv: evaluate._main(['evaluate', folder]),  # pylint: disable=protected-access
-            'evaluate')
+        command = evaluate._main  # pylint: disable=protected-access
+        message = in_process(lambda argv: command(['evaluate', folder]),
+                             'evaluate')
         self.assertStartsWith(message, 'error: ')
         self.assertIn('no config.json there', message)
 
