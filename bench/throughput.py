@@ -15,7 +15,8 @@ each gradient estimator (--estimators) over the standard one's; then the
 k=5000 evaluation in test images/s, likewise; then (--densities) where the
 time of 10,000 draws of the 1-layer bound goes: the decoder's matmuls alone,
 with tfp's Bernoulli log-density, with models.Bernoulli's, the normal draws,
-and the whole log_weights. All ratios come from this one run.
+and the whole log_weights; and (--step_parts) the parts of a training step
+of each config. All ratios come from this one run.
 """
 
 import os
@@ -45,6 +46,8 @@ flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
 flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
                   'estimators to time against standard in the fused loop.')
 flags.DEFINE_bool('densities', True, 'Time the parts of a 10,000-draw bound.')
+flags.DEFINE_bool('step_parts', True, 'Time the parts of a training step '
+                  'of each config.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
 flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Folder with binarized_mnist.npz; random data if unset.')
@@ -140,6 +143,66 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
             line += (f', {flops / seconds / 1e9:6.1f} GFLOP/s = '
                      f'{flops / seconds / 1e9 / peak:.0%} of matmul')
         print(line, flush=True)
+
+
+def _kept(bound, grads):
+    """The bound, with the gradients used so that XLA cannot drop them."""
+    return bound + 0 * tf.add_n([tf.reduce_sum(g) for g in grads])
+
+
+def step_costs(dataset, layers, k, steps=100):
+    """Prints ms per step of the parts of a training step at batch 20: the
+    whole step, the bound and its gradients, the bound alone, Adam alone,
+    the step's normal draws, and the whole step with tf.math.log_sigmoid
+    for the pixel densities instead of models.log_sigmoid; each a loop of
+    steps in one XLA call."""
+    tf.get_logger().setLevel('ERROR')  # Each part is traced on purpose.
+    config = Config(stochastic_layers=layers, n_samples=k)
+    xs = tf.constant(dataset.train[:steps * BATCH].reshape(steps, BATCH, -1))
+
+    def parts():
+        model = train.make_model(config, dataset)
+        optimizer = train.make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        step = train.make_train_step(model, optimizer, config, False)
+        variables = model.decoder_variables + model.encoder_variables
+
+        def adam(x, seed):
+            optimizer.apply([v * 1e-6 for v in variables], variables)
+            return tf.constant(0.0)
+        return model, (
+            ('whole step', lambda x, s: step(x, s)[0]),
+            ('bound and gradients', lambda x, s: _kept(
+                *train.bound_and_gradients(model, x, k, s, config.objective))),
+            ('bound alone', lambda x, s: tf.reduce_mean(
+                model.log_weights(x, k, s))),
+            ('Adam alone', adam),
+            ('normal draws alone', lambda x, s: tf.reduce_sum(
+                models.normal_draws([k, BATCH, sum(model.latent_units)], s))))
+
+    def looped(body):
+        @tf.function(jit_compile=True)
+        def fn():
+            total = tf.constant(0.0)
+            for i in tf.range(steps):
+                total += body(xs[i], tf.stack([1, i]))
+            return total
+        fn().numpy()  # Compiles.
+        return fn
+
+    _, timed = parts()
+    timed = [(name, looped(body)) for name, body in timed]
+    own = models.log_sigmoid
+    models.log_sigmoid = tf.math.log_sigmoid  # Read when traced.
+    try:
+        timed.append(('whole step, tf.math.log_sigmoid',
+                      looped(parts()[1][0][1])))
+    finally:
+        models.log_sigmoid = own
+    print(f'\nparts of a training step, {layers} layer(s), k={k}:')
+    for name, fn in timed:
+        seconds = min(_timed(lambda: fn().numpy()) for _ in range(3))
+        print(f'{name:>40}: {seconds / steps * 1e3:7.3f} ms/step', flush=True)
 
 
 def training_data():
@@ -343,6 +406,10 @@ def main(argv):
             print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
                   f'images/s, {flops / 1e9:.2f} GFLOP/image, '
                   f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul')
+
+    if FLAGS.step_parts:
+        for config in FLAGS.configs:
+            step_costs(dataset, *(int(v) for v in config.split(':')))
 
     if FLAGS.densities:
         density_costs(dataset, peak)
