@@ -158,12 +158,14 @@ def checkpoint_paths(directory):
     return [path for _, path in sorted(paths, reverse=True)]
 
 
-def restore(checkpoint, directory, log):
+def restore(checkpoint, directory, log, older=None):
     """Restores the newest checkpoint in directory that reads back whole.
 
     Checkpoints are found by their files, not only by the index file, and a
     corrupt or truncated one is reported and the one before it is used.
-    Leftovers of a write that a kill cut short are removed.
+    Leftovers of a write that a kill cut short are removed. older: a
+    tf.train.Checkpoint of the objects that checkpoints of older versions
+    hold (they lack the newer ones, which keep their values).
 
     Returns:
         the path restored, or None if there is no checkpoint.
@@ -180,7 +182,12 @@ def restore(checkpoint, directory, log):
     paths = checkpoint_paths(directory)
     for path in paths:
         try:
-            checkpoint.restore(path).assert_consumed()
+            try:
+                checkpoint.restore(path).assert_consumed()
+            except AssertionError:
+                if older is None:
+                    raise
+                older.restore(path).assert_consumed()
             return path
         except Exception as e:  # pylint: disable=broad-except
             # TF's reader raises OpError, IndexError, ValueError or

@@ -377,7 +377,9 @@ def learning_rate(config, epoch):
 def _start(config, checkpoint, manager, model, resume, log):
     """Restores the latest checkpoint (resume) or config.init_from's
     weights; returns the step to go on from."""
-    path = checkpoints.restore(checkpoint, manager.directory, log) \
+    older = tf.train.Checkpoint(model=model, optimizer=checkpoint.optimizer,
+                                step=checkpoint.step)  # No epoch_bound.
+    path = checkpoints.restore(checkpoint, manager.directory, log, older) \
         if resume else None
     if path:
         log(f'resumed from {path} at step {int(checkpoint.step.numpy())}')
@@ -431,8 +433,11 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
 
     model, optimizer = make_model(config, dataset), make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     step=tf.Variable(0, dtype=tf.int64))
+    # epoch_bound: the sum and count of the finite bounds of the epoch so
+    # far, so that an epoch resumed midway reports the mean of all of it.
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64),
+        epoch_bound=tf.Variable([0.0, 0.0], dtype=tf.float64))
     manager = checkpoints.manager(checkpoint, logdir, log)
     step = _start(config, checkpoint, manager, model, resume, log)
     blocks = Blocks(model, optimizer, config, dataset,
@@ -441,6 +446,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
 
     last_save, train_time, train_examples = time.time(), 0.0, 0
     epoch_bound, first_call = float('nan'), True
+    bound_sum, bound_count = checkpoint.epoch_bound.numpy().tolist()
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
@@ -463,8 +469,12 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 _stop_at(step + int(bad[0]), checkpoint, manager, epoch)
             skipped.extend((step + bad + 1).tolist())
             step += len(block_bounds)
-            checkpoint.step.assign(step)
             bounds.extend(block_bounds[np.isfinite(block_bounds)].tolist())
+            for value in block_bounds[np.isfinite(block_bounds)].tolist():
+                bound_sum += value  # In order: resumed or not, same bits.
+                bound_count += 1
+            checkpoint.step.assign(step)
+            checkpoint.epoch_bound.assign([bound_sum, bound_count])
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
                            [('bound', float(np.mean(bounds or [np.nan])))])
@@ -478,7 +488,10 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 last_save = time.time()
 
         # End of the epoch: summaries, checkpoints at stage ends.
-        epoch_bound = float(np.mean(bounds)) if bounds else epoch_bound
+        if bound_count:
+            epoch_bound = bound_sum / bound_count
+        bound_sum, bound_count = 0.0, 0
+        checkpoint.epoch_bound.assign([0.0, 0.0])
         epoch_end(epoch, epoch_bound, skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             checkpoints.save(manager, step)

@@ -112,12 +112,37 @@ class TrainTest(tf.test.TestCase):
 
     def test_resume_mid_epoch_is_exact(self):
         logdir = self.get_temp_dir()
-        whole = run(SMALL, os.path.join(logdir, 'whole')).model
+        whole = run(SMALL, os.path.join(logdir, 'whole'))
         # Stops at the block boundary after step 8 of 10 in epoch 1.
         run(SMALL, os.path.join(logdir, 'parts'), stop_after_steps=7)
-        resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True).model
-        for a, b in zip(whole.trainable_variables,
-                        resumed.trainable_variables):
+        resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
+        for a, b in zip(whole.model.trainable_variables,
+                        resumed.model.trainable_variables):
+            self.assertAllEqual(a, b)
+        # The resumed epoch's bound is the mean over all of its steps.
+        self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
+
+    def test_resume_from_a_checkpoint_without_the_epoch_bound(self):
+        # Checkpoints of older versions hold model, optimizer and step only.
+        logdir = self.get_temp_dir()
+        whole = run(SMALL, os.path.join(logdir, 'whole'))
+        parts = os.path.join(logdir, 'parts')
+        run(SMALL, parts, stop_after_steps=7)
+        model, optimizer = (train.make_model(SMALL, toy_dataset()),
+                            train.make_optimizer(SMALL))
+        optimizer.build(model.trainable_variables)
+        old = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                  step=tf.Variable(0, dtype=tf.int64))
+        folder = os.path.join(parts, checkpoints.CHECKPOINT_DIR)
+        old.restore(tf.train.latest_checkpoint(folder)).expect_partial()
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        tf.train.CheckpointManager(old, folder, 3).save(checkpoint_number=8)
+        lines = []
+        resumed = run(SMALL, parts, resume=True, log=lines.append)
+        self.assertIn('resumed from', lines[0])
+        for a, b in zip(whole.model.trainable_variables,
+                        resumed.model.trainable_variables):
             self.assertAllEqual(a, b)
 
     def test_resume_with_another_config_fails(self):
