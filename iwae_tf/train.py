@@ -434,10 +434,12 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     model, optimizer = make_model(config, dataset), make_optimizer(config)
     optimizer.build(model.trainable_variables)
     # epoch_bound: the sum and count of the finite bounds of the epoch so
-    # far, so that an epoch resumed midway reports the mean of all of it.
+    # far, and the mean bound of the epoch before, so that an epoch resumed
+    # midway reports the mean of all its steps, and a finished run resumed
+    # its last epoch's.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64),
-        epoch_bound=tf.Variable([0.0, 0.0], dtype=tf.float64))
+        epoch_bound=tf.Variable([0.0, 0.0, np.nan], dtype=tf.float64))
     manager = checkpoints.manager(checkpoint, logdir, log)
     step = _start(config, checkpoint, manager, model, resume, log)
     blocks = Blocks(model, optimizer, config, dataset,
@@ -445,8 +447,9 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     epoch_end = EpochEnd(model, config, dataset, logdir, log)
 
     last_save, train_time, train_examples = time.time(), 0.0, 0
-    epoch_bound, first_call = float('nan'), True
-    bound_sum, bound_count = checkpoint.epoch_bound.numpy().tolist()
+    first_call = True
+    bound_sum, bound_count, epoch_bound = checkpoint.epoch_bound.numpy(
+    ).tolist()
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
@@ -474,7 +477,8 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 bound_sum += value  # In order: resumed or not, same bits.
                 bound_count += 1
             checkpoint.step.assign(step)
-            checkpoint.epoch_bound.assign([bound_sum, bound_count])
+            checkpoint.epoch_bound.assign([bound_sum, bound_count,
+                                           epoch_bound])
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
                            [('bound', float(np.mean(bounds or [np.nan])))])
@@ -491,7 +495,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
         if bound_count:
             epoch_bound = bound_sum / bound_count
         bound_sum, bound_count = 0.0, 0
-        checkpoint.epoch_bound.assign([0.0, 0.0])
+        checkpoint.epoch_bound.assign([0.0, 0.0, epoch_bound])
         epoch_end(epoch, epoch_bound, skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             checkpoints.save(manager, step)

@@ -16,6 +16,7 @@ grid runs seed by seed, so a stopped sweep has whole seeds of the grid.
 """
 
 import csv
+import dataclasses
 import os
 import sys
 
@@ -30,6 +31,7 @@ from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import objectives
 from iwae_tf import plots
+from iwae_tf import sweep
 from tasks import common
 
 flags.DEFINE_list('objectives', ['vae_elbo:1', 'iwae_elbo:5'],
@@ -58,14 +60,13 @@ def label(objective, n_samples):
 
 
 def grid_from_flags():
-    """The Configs of the grid, seed by seed."""
+    """The sweep.Runs of the grid, seed by seed."""
     pairs = parse_objectives(FLAGS.objectives)
     for init in FLAGS.inits:
         models.check_init(init)
-    return [common.config_for(objective=objective, n_samples=k, init=init,
-                              seed=seed)
-            for seed in common.seeds_from_flags()
-            for objective, k in pairs for init in FLAGS.inits]
+    return sweep.active_units_runs(
+        dataclasses.asdict(common.config_for()), common.seeds_from_flags(),
+        pairs, FLAGS.inits, data_seed=FLAGS.seed)
 
 
 def table_rows(records):
@@ -94,8 +95,8 @@ def summarize(rows):
                     if r['objective'] == objective and r['init'] == init]
             if not mine:
                 continue
-            active = common.mean_std([r['active'] for r in mine])
-            ll = common.mean_std([r['log_likelihood'] for r in mine])
+            active = sweep.mean_std([r['active'] for r in mine])
+            ll = sweep.mean_std([r['log_likelihood'] for r in mine])
             groups.append(dict(objective=objective, init=init, runs=len(mine),
                                active_mean=active[0], active_std=active[1],
                                ll_mean=ll[0], ll_std=ll[1]))
@@ -155,17 +156,17 @@ def write_summary(groups, findings, out_dir, epochs):
 def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'active_units_init'))
-    configs = grid_from_flags()
-    dataset = common.load_data()
-    records = common.sweep(configs, dataset, out_dir)
+    runs = grid_from_flags()
+    records = common.run_grid(runs, out_dir)
     rows = table_rows(records)
     groups, findings = summarize(rows)
-    epochs = configs[0].total_epochs
+    epochs = runs[0].config.total_epochs
     write_summary(groups, findings, out_dir, epochs)
     plots.active_units_bars(
         rows, os.path.join(out_dir, 'active_units.png'),
         evaluate.ACTIVITY_THRESHOLD,
-        title=f'Active units after {epochs} epochs ({dataset.name})')
+        title=f'Active units after {epochs} epochs '
+        f'({runs[0].config.dataset})')
     plots.activity_curves(rows, os.path.join(out_dir, 'activity_curves.png'),
                           threshold=evaluate.ACTIVITY_THRESHOLD)
     for finding in findings:

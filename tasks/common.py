@@ -1,24 +1,26 @@
-"""What the task scripts share: main.py's flags and more, and sweeps of runs.
+"""What the task scripts share: main.py's flags and more, and their grids.
 
-A sweep runs the pipeline for a list of Configs. Each finished run is
-appended as one JSON line to OUT_DIR/runs.jsonl the moment it ends, so a
-stopped sweep keeps what it did; --resume skips the finished runs and
-continues an unfinished one from its checkpoint.
+A task's grid of runs goes through iwae_tf.sweep (one implementation for
+the tasks and the sweep command): each run that ends is appended to
+OUT_DIR/runs.jsonl the moment it ends, so a stopped task keeps what it did,
+and the same command started again skips the finished runs and resumes the
+others from their checkpoints. --jobs, --threads_per_run, --ray_address and
+--shard say where the runs go (see iwae_tf/sweep.py).
 """
 
-import json
 import os
-import time
 
 from absl import flags
 import tensorflow as tf
 
 from iwae_tf import cli
 from iwae_tf import pipeline
+from iwae_tf import sweep
 from iwae_tf import train
 from iwae_tf.config import Config
 
 cli.define_flags()  # main.py's flags, made from Config's fields.
+sweep.define_flags()  # Where a task's grid runs.
 
 flags.DEFINE_string('out_dir', None, 'Folder for the task\'s results and '
                     'figures.')
@@ -28,38 +30,15 @@ flags.DEFINE_bool('quick', False, 'A smoke test of a minute or two: 1 epoch '
                   'on 1,000 training and 100 test images, k=100 evaluation '
                   'and the task\'s own small settings; flags given '
                   'explicitly still win.')
-flags.DEFINE_string('shard', '0/1', 'i/n: run only every n-th run of the '
-                    'grid, starting at the i-th (i = 0..n-1), to split a '
-                    'sweep across machines; merge their runs.jsonl after.')
-flags.register_validator(
-    'shard', lambda v: _shard_or_none(v) is not None,
-    message='--shard must be i/n with 0 <= i < n, e.g. 0/4')
 flags.register_validator(
     'seeds', lambda v: bool(v) and all(s.lstrip('-').isdigit() for s in v),
     message='--seeds must be a comma-separated list of integers')
 
-# Every run of a sweep traces its own functions: TF's warning about
+# Every run of a grid traces its own functions: TF's warning about
 # retracing is expected noise here.
 tf.get_logger().setLevel('ERROR')
 
 FLAGS = flags.FLAGS
-RUNS_FILE = 'runs.jsonl'
-
-
-def _shard_or_none(text):
-    try:
-        i, n = (int(part) for part in text.split('/'))
-    except ValueError:
-        return None
-    return (i, n) if 0 <= i < n else None
-
-
-def parse_shard(text):
-    """'i/n' -> (i, n); ValueError with the fix if it is malformed."""
-    shard = _shard_or_none(text)
-    if shard is None:
-        raise ValueError(f'--shard must be i/n with 0 <= i < n, got {text!r}')
-    return shard
 
 
 def seeds_from_flags():
@@ -83,15 +62,7 @@ def load_data():
 def settings(config):
     """What determines a run's results: the fields that change them, and
     the seed of the data subsets."""
-    return dict(config.settings(), data_seed=FLAGS.seed)
-
-
-def _key(run_settings):
-    """A run's settings as a dict key; fields that older records lack take
-    the defaults, so their runs are still found."""
-    full = Config().settings()
-    full.update(run_settings)
-    return json.dumps(full, sort_keys=True)
+    return sweep.Run('', config, data_seed=FLAGS.seed).settings()
 
 
 def run_name(config):
@@ -99,63 +70,21 @@ def run_name(config):
             f'seed{config.seed}')
 
 
-def read_runs(path):
-    """The records of a runs.jsonl; a line cut short by a kill is ignored."""
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
-
-
-def append_run(path, record):
-    """Appends one record as a line and syncs it to disk."""
-    with open(path, 'a+') as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():  # A line cut short by a kill must not swallow this one.
-            f.seek(f.tell() - 1)
-            if f.read(1) != '\n':
-                f.write('\n')
-        f.write(json.dumps(record, sort_keys=True) + '\n')
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def finished_records(path):
-    """The records in path (its folder is made if need be), which only
-    --resume may continue: a sweep run again without it would mix with them.
+    """The records in a task's own ledger at path (its folder is made if
+    need be), which only --resume may continue: a task run again without
+    it would mix with them.
 
     Raises:
         ValueError: path holds records and --resume is not set.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    records = read_runs(path)
+    records = sweep.read_records(path)
     if records and not FLAGS.resume:
         raise ValueError(f'{path} already holds {len(records)} finished '
                          'results; pass --resume to keep them and run the '
                          'rest, or choose another --out_dir')
     return records
-
-
-def train_and_evaluate(config, dataset, logdir, resume):
-    """One run of a sweep (the pipeline, quietly); returns its record."""
-    results = pipeline.run(config, logdir, resume=resume, dataset=dataset,
-                           prune=False, log=lambda line: None,
-                           progress=FLAGS.progress)
-    activities = results['unit_activities']
-    return dict(
-        settings=settings(config), name=run_name(config),
-        test_log_likelihood=results['test_log_likelihood'],
-        active_units=results['active_units'], unit_activities=activities,
-        sorted_activities=[sorted(a, reverse=True) for a in activities],
-        final_train_bound=results['final_train_bound'],
-        train_examples_per_second=results['train_examples_per_second'],
-        wall_time_s=results['wall_time_s'])
 
 
 def train_one(config, dataset, out_dir, name='run'):
@@ -165,73 +94,36 @@ def train_one(config, dataset, out_dir, name='run'):
                        resume=FLAGS.resume, progress=FLAGS.progress)
 
 
-def _duration(seconds):
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
-    return f'{seconds // 60}m{seconds % 60:02d}s'
+def runs_of(configs):
+    """sweep.Runs of configs, each named run_name(config), the data subsets
+    seeded by --seed."""
+    return [sweep.Run(run_name(c), c, data_seed=FLAGS.seed) for c in configs]
 
 
-def sweep(configs, dataset, out_dir, reuse_from=None, log=print):
-    """Runs every config of this shard that out_dir has no record of yet.
+def run_grid(runs, out_dir, reuse_from=None):
+    """Runs the grid (this --shard of it) with iwae_tf.sweep.
 
     Args:
-        configs: list of Config, the whole grid.
-        dataset: data.Dataset.
-        out_dir: the task's folder; runs go to out_dir/runs/NAME.
-        reuse_from: a folder whose runs.jsonl records count as done when
-            their settings match (copied into out_dir's runs.jsonl).
-        log: function taking one line of text.
+        runs: list of sweep.Run.
+        out_dir: the task's folder.
+        reuse_from: another grid's folder whose finished runs with the same
+            settings count as done.
 
     Returns:
-        list of the records of this shard's configs, in grid order.
+        the ledger records of this shard's runs, in grid order.
 
     Raises:
-        ValueError: out_dir holds runs and --resume is not set.
+        ValueError: a run failed (after every other run has ended).
     """
-    path = os.path.join(out_dir, RUNS_FILE)
-    done = {_key(r['settings']): r for r in finished_records(path)}
-    wanted = {_key(settings(c)) for c in configs}
-    if reuse_from:
-        for record in read_runs(os.path.join(reuse_from, RUNS_FILE)):
-            key = _key(record['settings'])
-            if key in wanted and key not in done:
-                done[key] = record
-                append_run(path, record)
-    shard, n_shards = parse_shard(FLAGS.shard)
-    mine = configs[shard::n_shards]
-    todo = [c for c in mine
-            if _key(settings(c)) not in done]
-    log(f'{len(mine)} runs in this shard ({len(configs)} in the grid): '
-        f'{len(mine) - len(todo)} already done, {len(todo)} to run')
-    times = {}  # (objective, n_samples) -> wall times of this session's runs.
-    for i, config in enumerate(todo):
-        t0 = time.time()
-        record = train_and_evaluate(
-            config, dataset, os.path.join(out_dir, 'runs', run_name(config)),
-            resume=FLAGS.resume)
-        append_run(path, record)
-        done[_key(record['settings'])] = record
-        kind = (config.objective, config.n_samples)
-        times.setdefault(kind, []).append(time.time() - t0)
-        every = [t for ts in times.values() for t in ts]
-        left = sum(sum(times.get((c.objective, c.n_samples), every)) /
-                   len(times.get((c.objective, c.n_samples), every))
-                   for c in todo[i + 1:])
-        log(f'[{i + 1}/{len(todo)}] {record["name"]}: active units '
-            f'{record["active_units"]}, test log-likelihood '
-            f'{record["test_log_likelihood"]:.2f}, {_duration(time.time() - t0)}'
-            f'; about {_duration(left)} left')
-    return [done[_key(settings(c))] for c in mine]
-
-
-def mean_std(values):
-    """(mean, sample std) of a list; std is 0 for a single value."""
-    values = [float(v) for v in values]
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5
+    records = sweep.run_grid(runs, out_dir, reuse_from=reuse_from,
+                             **sweep.options_from_flags())
+    failed = [r for r in records if r['status'] == 'failed']
+    if failed:
+        raise ValueError(f'{len(failed)} of {len(records)} runs failed, '
+                         f'{failed[0]["name"]} with: {failed[0]["error"]}; '
+                         'fix it and run the same command again (finished '
+                         'runs are kept)')
+    return records
 
 
 def out_dir_from_flags(default):

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from iwae_tf import objectives
 from iwae_tf import plots
+from iwae_tf import sweep
 from iwae_tf import train
 from tasks import common
 
@@ -150,7 +151,7 @@ def run_task():
                 record.update(snr_summary(gradient_moments(
                     model, x, k, estimator, FLAGS.n_draws, config.seed),
                     FLAGS.n_draws))
-                common.append_run(path, record)
+                sweep.append_record(path, record)
                 done[(point, k, estimator)] = record
                 print(f'{point} k={k} {estimator}: SNR per entry / of the '
                       f'vector: encoder {record["encoder_snr_mean"]:.3f} / '

@@ -31,7 +31,6 @@ import tensorflow as tf
 from iwae_tf import evaluate
 from iwae_tf import plots
 from iwae_tf import posterior
-from iwae_tf import train
 from iwae_tf import checkpoints
 from tasks import common
 

@@ -27,9 +27,9 @@ from absl import flags
 import numpy as np
 
 from iwae_tf import evaluate
-from iwae_tf import plots
-from iwae_tf import train
 from iwae_tf import checkpoints
+from iwae_tf import plots
+from iwae_tf import sweep
 from tasks import common
 
 flags.DEFINE_string('reuse_from', None, 'Out dir of active_units_init.py '
@@ -80,7 +80,7 @@ def layer_stability(seeds, activities, threshold=evaluate.ACTIVITY_THRESHOLD,
         random_means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     random_means /= max(len(pairs), 1)
     counts = np.sum(activities > threshold, axis=0)  # [units]
-    count_mean, count_std = common.mean_std(sizes)
+    count_mean, count_std = sweep.mean_std(sizes)
     return dict(
         seeds=list(seeds), active_units=sizes, active_mean=count_mean,
         active_std=count_std,
@@ -130,9 +130,8 @@ def run_task():
                                                      'seed_stability'))
     configs = [common.config_for(seed=seed)
                for seed in common.seeds_from_flags()]
-    dataset = common.load_data()
-    records = common.sweep(configs, dataset, out_dir,
-                           reuse_from=FLAGS.reuse_from)
+    records = common.run_grid(common.runs_of(configs), out_dir,
+                              reuse_from=FLAGS.reuse_from)
     seeds = [r['settings']['seed'] for r in records]
     if len(records) < 2:
         raise ValueError('seed stability needs at least 2 seeds; give more '

@@ -16,17 +16,17 @@ import test_train
 ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
 from tasks import active_units_init  # pylint: disable=g-import-not-at-top
-from tasks import common
 from tasks import latents_two_layer
 from tasks import posterior_2d
 from tasks import seed_stability
 from tasks import transfer
 from iwae_tf import train  # pylint: disable=g-bad-import-order
 from iwae_tf import checkpoints
+from iwae_tf import sweep
 from iwae_tf.config import Config
 
 QUICK = ('--epochs', '1', '--eval_samples', '20', '--max_test_examples',
-         '20', '--batch_size', '10')
+         '20', '--batch_size', '10', '--jobs', '1')
 
 
 def task_py(name, *args):
@@ -68,7 +68,7 @@ class ActiveUnitsInitTest(tf.test.TestCase):
         for name in ('active_units.png', 'activity_curves.png'):
             self.assertGreater(os.path.getsize(os.path.join(out, name)), 1000)
 
-        runs = common.read_runs(os.path.join(out, 'runs.jsonl'))
+        runs = sweep.read_records(os.path.join(out, 'runs.jsonl'))
         self.assertLen(runs, 4)
         for run in runs:
             activities = run['unit_activities'][0]
@@ -96,11 +96,12 @@ class ActiveUnitsInitTest(tf.test.TestCase):
         with open(os.path.join(out, 'summary.md')) as f:
             self.assertIn('IWAE k=3: mean active units per init', f.read())
 
-        # A finished sweep, run again: nothing is lost, nothing is rerun.
-        code, _, err = task_py('active_units_init', *grid)
-        self.assertNotEqual(code, 0)
-        self.assertIn('pass --resume', err)
-        self.assertNotIn('Traceback', err)
+        # A finished grid, run again: nothing is lost, nothing is rerun.
+        code, stdout, err = task_py('active_units_init', *grid)
+        self.assertEqual(code, 0, err)
+        self.assertIn('4 already done, 0 to run', stdout)
+        self.assertLen(sweep.read_records(
+            os.path.join(out, 'runs.jsonl')), 4)
 
         # Seed stability reuses the matching runs and adds the new seed.
         stable = os.path.join(folder, 'stable')
@@ -175,19 +176,19 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_line_cut_short_by_a_kill_is_skipped_and_kept_apart(self):
         path = os.path.join(self.get_temp_dir(), 'runs.jsonl')
-        common.append_run(path, {'a': 1})
+        sweep.append_record(path, {'a': 1})
         with open(path, 'a') as f:
             f.write('{"a": 2, "b"')  # Killed mid-write.
-        common.append_run(path, {'a': 3})
-        self.assertEqual(common.read_runs(path), [{'a': 1}, {'a': 3}])
+        sweep.append_record(path, {'a': 3})
+        self.assertEqual(sweep.read_records(path), [{'a': 1}, {'a': 3}])
 
     @parameterized.parameters('2/2', '1', 'a/b', '-1/3', '0/0')
     def test_bad_shard(self, text):
         with self.assertRaisesRegex(ValueError, 'i/n'):
-            common.parse_shard(text)
+            sweep.parse_shard(text)
 
     def test_good_shard(self):
-        self.assertEqual(common.parse_shard('1/3'), (1, 3))
+        self.assertEqual(sweep.parse_shard('1/3'), (1, 3))
 
     @parameterized.named_parameters(
         ('shard', ['--shard', '3/2'], '--shard must be i/n'),
@@ -217,7 +218,7 @@ class GradientSnrTest(tf.test.TestCase):
             'gradient_snr', '--data_dir', folder, '--out_dir', out,
             '--snr_samples', '1,4', '--n_draws', '8', *QUICK)
         self.assertEqual(code, 0, err)
-        records = common.read_runs(os.path.join(out, 'snr.jsonl'))
+        records = sweep.read_records(os.path.join(out, 'snr.jsonl'))
         self.assertLen(records, 2 * 2 * 3)  # points x k x estimators
         by_key = {(r['point'], r['n_samples'], r['estimator']): r
                   for r in records}

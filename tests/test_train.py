@@ -121,6 +121,9 @@ class TrainTest(tf.test.TestCase):
             self.assertAllEqual(a, b)
         # The resumed epoch's bound is the mean over all of its steps.
         self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
+        # A finished run resumed trains no more and keeps its last bound.
+        again = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
+        self.assertEqual(again.final_train_bound, whole.final_train_bound)
 
     def test_resume_from_a_checkpoint_without_the_epoch_bound(self):
         # Checkpoints of older versions hold model, optimizer and step only.

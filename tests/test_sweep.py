@@ -1,0 +1,225 @@
+"""The sweep runner: a grid on 2 Ray workers, its ledger and summaries, a
+driver killed mid-grid, refused configurations."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import test_main
+from iwae_tf import cli
+from iwae_tf import sweep
+from iwae_tf.config import Config
+
+ROOT = test_main.ROOT
+
+
+def sweep_command(*args, wait=True):
+    """python -m iwae_tf.sweep ARGS: (exit code, stdout, stderr), or the
+    Popen when not wait."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
+    command = [sys.executable, '-m', 'iwae_tf.sweep', *args]
+    if not wait:
+        return subprocess.Popen(command, env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)
+    return done.returncode, done.stdout, done.stderr
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def write(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def workers_gone(timeout=60):
+    """Waits until no Ray worker runs a run (they die with their driver)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if subprocess.run(['pgrep', '-f', 'ray::_run_in_worker'],
+                          capture_output=True).returncode:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+class SweepCommandTest(tf.test.TestCase):
+
+    def test_grid_on_two_workers_killed_and_run_again(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder, n_train=200)
+        flagfiles = ','.join([
+            write(os.path.join(folder, 'iwae.flags'),
+                  '--objective=iwae_elbo\n--n_samples=3\n'),
+            write(os.path.join(folder, 'vae.flags'),
+                  '--objective=vae_elbo\n--n_samples=1\n'),
+            write(os.path.join(folder, 'bad.flags'), '--n_samples=0\n')])
+        grid = ('--flagfiles', flagfiles, '--seeds', '1,2', '--data_dir',
+                folder, '--epochs', '2', '--batch_size', '10',
+                '--steps_per_call', '5', '--checkpoint_every_secs', '0',
+                '--eval_samples', '20', '--max_test_examples', '20',
+                '--nofigures', '--jobs', '2')
+        names = [f'{n}_seed{s}' for n in ('iwae', 'vae') for s in (1, 2)]
+
+        # Uninterrupted: 4 runs on 2 workers, the refused one reported.
+        whole = os.path.join(folder, 'whole')
+        code, stdout, err = sweep_command(*grid, '--out_dir', whole)
+        self.assertEqual(code, 1, err)
+        self.assertIn('0 already done, 4 to run on Ray (2 at a time, 1 '
+                      'TensorFlow thread(s) each), 1 refused', stdout)
+        self.assertIn('1 of 5 runs failed', err)
+        self.assertNotIn('Traceback', err)
+        rows = {row['name']: row for row in read_csv(
+            os.path.join(whole, 'runs.csv'))}
+        self.assertEqual(rows['bad']['status'], 'failed')
+        self.assertIn('n_samples', rows['bad']['error'])
+        for name in names:
+            with open(os.path.join(whole, 'runs', name,
+                                   'results.json')) as f:
+                results = json.load(f)
+            row = rows[name]
+            self.assertEqual(row['status'], 'done')
+            self.assertEqual(float(row['test_log_likelihood']),
+                             results['test_log_likelihood'])
+            self.assertEqual(int(row['active_units']),
+                             sum(results['active_units']))
+            self.assertEqual(float(row['final_train_bound']),
+                             results['final_train_bound'])
+            self.assertEqual((row['seed'], row['n_samples']),
+                             (name[-1], '3' if 'iwae' in name else '1'))
+        with open(os.path.join(whole, 'runs.md')) as f:
+            self.assertIn('| binarized_mnist 1 layer iwae_elbo k=3', f.read())
+
+        # The driver killed with SIGKILL once a run has ended.
+        parts = os.path.join(folder, 'parts')
+        ledger = os.path.join(parts, sweep.LEDGER)
+        driver = sweep_command(*grid, '--out_dir', parts, wait=False)
+        while not any(r['status'] == 'done'
+                      for r in sweep.read_records(ledger)):
+            self.assertIsNone(driver.poll(), 'the grid ended unkilled')
+            time.sleep(0.2)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        self.assertTrue(workers_gone(), 'Ray workers outlived the driver')
+        ended = {r['name'] for r in sweep.read_records(ledger)
+                 if r['status'] == 'done'}
+        self.assertNotIn('bad', ended, sweep.read_records(ledger))
+        started = [n for n in names if n not in ended and tf.train
+                   .latest_checkpoint(os.path.join(parts, 'runs', n,
+                                                   'checkpoints'))]
+        self.assertLess(len(ended), 4)
+
+        code, stdout, err = sweep_command(*grid, '--out_dir', parts)
+        self.assertEqual(code, 1, err)
+        self.assertIn(f'{len(ended)} already done', stdout)
+        records = sweep.read_records(ledger)
+        for name in names:  # No run ended twice.
+            self.assertLen([r for r in records if r['name'] == name], 1)
+        for name in started:  # Went on from its checkpoint.
+            with open(os.path.join(parts, 'runs', name, sweep.LOG_FILE)) as f:
+                self.assertIn('resumed from', f.read())
+        again = {row['name']: row for row in read_csv(
+            os.path.join(parts, 'runs.csv'))}
+        for name in names + ['bad']:
+            for column in ('status', 'test_log_likelihood', 'active_units',
+                           'final_train_bound', 'error'):
+                self.assertEqual(again[name][column], rows[name][column],
+                                 f'{name} {column}')
+        for name in names:  # The same bits, image by image.
+            self.assertAllEqual(*(np.load(os.path.join(
+                out, 'runs', name, 'test_log_likelihoods.npy'))
+                for out in (whole, parts)))
+
+    def test_bad_command_lines(self):
+        for args, expected in (
+                ((), '--out_dir'),
+                (('--out_dir', 'x'), 'either --flagfiles or --grid'),
+                (('--out_dir', 'x', '--grid', 'nope'), 'grid'),
+                (('--out_dir', 'x', '--grid', 'dreg', '--seeds', 'a'),
+                 'comma-separated list of integers'),
+                (('--out_dir', 'x', '--grid', 'dreg', '--shard', '2/2'),
+                 '--shard must be i/n')):
+            code, _, err = sweep_command(*args)
+            self.assertNotEqual(code, 0, args)
+            self.assertIn(expected, err, args)
+            self.assertNotIn('Traceback', err, args)
+
+
+class GridTest(tf.test.TestCase):
+
+    def test_flagfile_settings_and_overrides(self):
+        runs = sweep.flagfile_runs(
+            [os.path.join(sweep.FLAGS_DIR, 'omniglot_2layer_vae_k50.flags')],
+            seeds=[3, 4], overrides=dict(epochs=7), data_seed=1)
+        self.assertEqual([r.name for r in runs],
+                         ['omniglot_2layer_vae_k50_seed3',
+                          'omniglot_2layer_vae_k50_seed4'])
+        self.assertEqual(runs[1].config, Config(
+            dataset='omniglot', stochastic_layers=2, objective='vae_elbo',
+            n_samples=50, eval_train=True, epochs=7, seed=4))
+        self.assertEqual(runs[1].settings()['data_seed'], 1)
+
+    def test_named_grids(self):
+        table = sweep.GRIDS['table1'](None, {})
+        self.assertLen(table, 24)  # 2 datasets x 2 depths x 2 x 3 k.
+        self.assertTrue(all(r.error is None for r in table))
+        self.assertEqual(
+            {(r.config.dataset, r.config.stochastic_layers,
+              r.config.objective, r.config.n_samples) for r in table},
+            {(d, l, o, k) for d in ('mnist', 'omniglot') for l in (1, 2)
+             for o in ('vae_elbo', 'iwae_elbo') for k in (1, 5, 50)})
+        study = sweep.GRIDS['active_units_init'](None, dict(epochs=2))
+        self.assertLen(study, 40)
+        self.assertEqual({r.config.epochs for r in study}, {2})
+        self.assertEqual({r.config.seed for r in study},
+                         set(sweep.ACTIVE_UNITS_SEEDS))
+        self.assertEqual(sweep.GRIDS['active_units_init'](None, {})[0]
+                         .config.epochs, 80)
+
+    def test_refused_settings_are_runs_with_their_error(self):
+        path = write(os.path.join(self.get_temp_dir(), 'a.flags'),
+                     '--objective=vae_elbo\n--estimator=dreg\n')
+        run, = sweep.flagfile_runs([path])
+        self.assertIsNone(run.config)
+        self.assertIn('estimator dreg', run.error)
+        missing, = sweep.flagfile_runs(['/no/such.flags'])
+        self.assertIn('/no/such.flags', missing.error)
+
+    def test_flagfile_settings_are_what_it_sets(self):
+        path = write(os.path.join(self.get_temp_dir(), 'a.flags'),
+                     '# A comment.\n--n_samples=7\n--noeval_train\n')
+        self.assertEqual(cli.flagfile_settings(path),
+                         dict(n_samples=7, eval_train=False))
+
+    def test_names_must_differ(self):
+        run = sweep.make_run('a')
+        with self.assertRaisesRegex(ValueError, 'named a'):
+            sweep.run_grid([run, run], self.get_temp_dir(), jobs=1)
+
+    def test_summary_over_seeds(self):
+        records = [dict(name=f's{seed}', status='done',
+                        settings=dict(Config(seed=seed).settings(),
+                                      data_seed=1),
+                        test_log_likelihood=ll, active_units=[a],
+                        final_train_bound=ll - 5, wall_time_s=60.0)
+                   for seed, ll, a in ((1, -90.0, 20), (2, -92.0, 22))]
+        out = self.get_temp_dir()
+        sweep.write_summary(records, out)
+        with open(os.path.join(out, 'runs.md')) as f:
+            text = f.read()
+        self.assertIn('| 2 | -91.00 ± 1.41 | 21.0 ± 1.4 |', text)
+        self.assertEqual([row['active_units'] for row in read_csv(
+            os.path.join(out, 'runs.csv'))], ['20', '22'])
