@@ -277,22 +277,29 @@ def _in_process(todo, out_dir, prune, threads):
 
 def _on_ray(todo, out_dir, prune, threads, ray_address, jobs, retries):
     import ray  # pylint: disable=g-import-not-at-top  # Only grids need Ray.
-    started = not ray.is_initialized()
-    if started and ray_address:
-        ray.init(address=ray_address, log_to_driver=False)
-    elif started:
-        ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
-    # Read by TensorFlow when a worker imports it; _limit_threads for the
-    # workers that a runtime_env does not start afresh.
+    # Read by TensorFlow when a worker imports it (_limit_threads covers a
+    # worker that imported it before).
     env = dict(TF_NUM_INTRAOP_THREADS=str(threads),
                TF_NUM_INTEROP_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL='2',
                OMP_NUM_THREADS=str(threads))
+    options = {}
+    started = not ray.is_initialized()
+    if started and ray_address:
+        ray.init(address=ray_address, log_to_driver=False)
+    if ray_address:  # Workers of other machines get it with each task.
+        options['runtime_env'] = dict(env_vars=env)
+    elif started:
+        # Local workers inherit this process's environment: the workers
+        # Ray starts with it serve the runs (a runtime_env would start
+        # others, seconds later).
+        os.environ.update(env)
+        ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=retries)(_run_in_worker)
     pending = {}
     for run in todo:
         logdir = logdir_of(out_dir, run)
-        ref = remote.options(name=run.name, runtime_env=dict(
-            env_vars=env)).remote(run, logdir, prune, threads)
+        ref = remote.options(name=run.name, **options).remote(
+            run, logdir, prune, threads)
         pending[ref] = (run, logdir)
     try:
         while pending:
