@@ -34,7 +34,6 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from iwae_tf import train
 from iwae_tf import checkpoints
 
 FLAGS = flags.FLAGS
