@@ -389,6 +389,10 @@ def _start(config, checkpoint, manager, model, resume, log):
     return int(checkpoint.step.numpy())
 
 
+def _mean(total, count):
+    return total / count if count else float('nan')
+
+
 def _stop_at(step, checkpoint, manager, epoch):
     """nan_policy 'stop': saves the weights from before the bad step and
     raises TrainingError."""
@@ -434,12 +438,12 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     model, optimizer = make_model(config, dataset), make_optimizer(config)
     optimizer.build(model.trainable_variables)
     # epoch_bound: the sum and count of the finite bounds of the epoch so
-    # far, and the mean bound of the epoch before, so that an epoch resumed
-    # midway reports the mean of all its steps, and a finished run resumed
-    # its last epoch's.
+    # far, then those of the last epoch that had any, so that an epoch
+    # resumed midway reports the mean of all its steps, and a finished run
+    # resumed its last epoch's.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64),
-        epoch_bound=tf.Variable([0.0, 0.0, np.nan], dtype=tf.float64))
+        epoch_bound=tf.Variable(tf.zeros(4, tf.float64)))
     manager = checkpoints.manager(checkpoint, logdir, log)
     step = _start(config, checkpoint, manager, model, resume, log)
     blocks = Blocks(model, optimizer, config, dataset,
@@ -448,15 +452,15 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
 
     last_save, train_time, train_examples = time.time(), 0.0, 0
     first_call = True
-    bound_sum, bound_count, epoch_bound = checkpoint.epoch_bound.numpy(
-    ).tolist()
+    bound_sum, bound_count, last_sum, last_count = \
+        checkpoint.epoch_bound.numpy().tolist()
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
             :steps_per_epoch * batch].reshape(steps_per_epoch, batch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \
             if progress else None
-        bounds, skipped = [], []
+        skipped = []
         # The epoch's steps, a block (one XLA call) at a time.
         for offset in range(step % steps_per_epoch, steps_per_epoch,
                             blocks.steps_per_call):
@@ -472,31 +476,31 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 _stop_at(step + int(bad[0]), checkpoint, manager, epoch)
             skipped.extend((step + bad + 1).tolist())
             step += len(block_bounds)
-            bounds.extend(block_bounds[np.isfinite(block_bounds)].tolist())
             for value in block_bounds[np.isfinite(block_bounds)].tolist():
                 bound_sum += value  # In order: resumed or not, same bits.
                 bound_count += 1
             checkpoint.step.assign(step)
-            checkpoint.epoch_bound.assign([bound_sum, bound_count,
-                                           epoch_bound])
+            checkpoint.epoch_bound.assign([bound_sum, bound_count, last_sum,
+                                           last_count])
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
-                           [('bound', float(np.mean(bounds or [np.nan])))])
+                           [('bound', _mean(bound_sum, bound_count))])
             # Preempted (tests), or time for a checkpoint.
             if stop_after_steps is not None and step >= stop_after_steps:
                 checkpoints.save(manager, step)
                 return TrainResult(model, _rate(train_examples, train_time),
-                                   time.time() - start_time, epoch_bound)
+                                   time.time() - start_time,
+                                   _mean(last_sum, last_count))
             if time.time() - last_save > config.checkpoint_every_secs:
                 checkpoints.save(manager, step)
                 last_save = time.time()
 
         # End of the epoch: summaries, checkpoints at stage ends.
         if bound_count:
-            epoch_bound = bound_sum / bound_count
+            last_sum, last_count = bound_sum, bound_count
         bound_sum, bound_count = 0.0, 0
-        checkpoint.epoch_bound.assign([0.0, 0.0, epoch_bound])
-        epoch_end(epoch, epoch_bound, skipped)
+        checkpoint.epoch_bound.assign([0.0, 0.0, last_sum, last_count])
+        epoch_end(epoch, _mean(last_sum, last_count), skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             checkpoints.save(manager, step)
             last_save = time.time()
@@ -507,4 +511,4 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     if step == steps_per_epoch * config.total_epochs:
         epoch_end.last()
     return TrainResult(model, _rate(train_examples, train_time),
-                       time.time() - start_time, epoch_bound)
+                       time.time() - start_time, _mean(last_sum, last_count))
