@@ -261,7 +261,21 @@ def _limit_threads(threads):
         pass
 
 
+def _die_with_parent():
+    """Has Linux kill this process when its parent (Ray's raylet) dies: a
+    raylet dies with a driver killed by SIGKILL, and a worker left running
+    would write into a run's logdir while the driver started again runs
+    it too."""
+    if not sys.platform.startswith('linux'):
+        return
+    import ctypes  # pylint: disable=g-import-not-at-top
+    import signal  # pylint: disable=g-import-not-at-top
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _run_in_worker(run, logdir, prune, threads):
+    _die_with_parent()
     _limit_threads(threads)
     return run_one(run, logdir, prune)
 
@@ -291,8 +305,10 @@ def _on_ray(todo, out_dir, prune, threads, ray_address, jobs, retries):
     elif started:
         # Local workers inherit this process's environment: the workers
         # Ray starts with it serve the runs (a runtime_env would start
-        # others, seconds later).
-        os.environ.update(env)
+        # others, seconds later). Ray's default of nice 15 for workers
+        # would put the runs behind any other work: they keep this
+        # process's priority (nice the command to lower it).
+        os.environ.update(env, RAY_worker_niceness='0')
         ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=retries)(_run_in_worker)
     pending = {}
@@ -312,7 +328,8 @@ def _on_ray(todo, out_dir, prune, threads, ray_address, jobs, retries):
                 lines = [line for line in str(e).splitlines() if line.strip()]
                 yield dict(name=run.name, logdir=logdir,
                            settings=run.settings(), status='failed',
-                           error=f'{type(e).__name__}: {lines[-1]}')
+                           error=f'{type(e).__name__}: '
+                           f'{lines[-1] if lines else "no message"}')
     finally:
         if started:
             ray.shutdown()
@@ -394,8 +411,10 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     else:
         records = _on_ray(todo, out_dir, prune, threads, ray_address,
                           workers, retries) if todo else []
+    failed = {}  # Name -> record of the runs that failed this time.
     for run in refused:
-        append_record(path, run_one(run, logdir_of(out_dir, run)))
+        failed[run.name] = run_one(run, logdir_of(out_dir, run))
+        append_record(path, failed[run.name])
         log(f'{run.name}: FAILED: {run.error}')
     start, ended = time.time(), 0
     for record in records:
@@ -403,6 +422,8 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
         append_record(path, record)
         if record['status'] == 'done':
             done[record_key(record['settings'], record['name'])] = record
+        else:
+            failed[record['name']] = record
         left = len(todo) - ended
         running = min(left, workers or 1)
         eta = (time.time() - start) / ended * left
@@ -414,8 +435,6 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
                if record['status'] == 'done' else
                f'FAILED: {record["error"]}')
             + (f'; about {_duration(eta)} left' if left else ''))
-    failed = {r['name']: r for r in read_records(path)
-              if r.get('status') == 'failed'}
     ended_records = []
     for run in mine:
         key = record_key(run.settings(), run.name)

@@ -46,10 +46,11 @@ def write(path, text):
 
 
 def workers_gone(timeout=60):
-    """Waits until no Ray worker runs a run (they die with their driver)."""
+    """Waits until no Ray worker runs a run of the test's grid (Ray names
+    a task's process after the run); they die with their driver."""
     end = time.time() + timeout
     while time.time() < end:
-        if subprocess.run(['pgrep', '-f', 'ray::_run_in_worker'],
+        if subprocess.run(['pgrep', '-f', 'ray::(iwae|vae)_seed'],
                           capture_output=True).returncode:
             return True
         time.sleep(0.5)
@@ -117,9 +118,13 @@ class SweepCommandTest(tf.test.TestCase):
         ended = {r['name'] for r in sweep.read_records(ledger)
                  if r['status'] == 'done'}
         self.assertNotIn('bad', ended, sweep.read_records(ledger))
+        # Unfinished at the kill: a checkpoint and no results yet (a run
+        # with results but no record is taken as it is, not resumed).
         started = [n for n in names if n not in ended and tf.train
                    .latest_checkpoint(os.path.join(parts, 'runs', n,
-                                                   'checkpoints'))]
+                                                   'checkpoints'))
+                   and not os.path.exists(os.path.join(
+                       parts, 'runs', n, 'results.json'))]
         self.assertLess(len(ended), 4)
 
         code, stdout, err = sweep_command(*grid, '--out_dir', parts)
