@@ -454,6 +454,10 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     first_call = True
     bound_sum, bound_count, last_sum, last_count = \
         checkpoint.epoch_bound.numpy().tolist()
+    if step % steps_per_epoch == 0 and bound_count:
+        # Saved at an epoch's end before it was closed (before 2026-11-29).
+        last_sum, last_count, bound_sum, bound_count = (bound_sum,
+                                                        bound_count, 0.0, 0)
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
@@ -479,12 +483,17 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             for value in block_bounds[np.isfinite(block_bounds)].tolist():
                 bound_sum += value  # In order: resumed or not, same bits.
                 bound_count += 1
-            checkpoint.step.assign(step)
-            checkpoint.epoch_bound.assign([bound_sum, bound_count, last_sum,
-                                           last_count])
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
                            [('bound', _mean(bound_sum, bound_count))])
+            if step % steps_per_epoch == 0:  # The epoch's end: close it
+                # before any checkpoint holds this step.
+                if bound_count:
+                    last_sum, last_count = bound_sum, bound_count
+                bound_sum, bound_count = 0.0, 0
+            checkpoint.step.assign(step)
+            checkpoint.epoch_bound.assign([bound_sum, bound_count, last_sum,
+                                           last_count])
             # Preempted (tests), or time for a checkpoint.
             if stop_after_steps is not None and step >= stop_after_steps:
                 checkpoints.save(manager, step)
@@ -496,10 +505,6 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                 last_save = time.time()
 
         # End of the epoch: summaries, checkpoints at stage ends.
-        if bound_count:
-            last_sum, last_count = bound_sum, bound_count
-        bound_sum, bound_count = 0.0, 0
-        checkpoint.epoch_bound.assign([0.0, 0.0, last_sum, last_count])
         epoch_end(epoch, _mean(last_sum, last_count), skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             checkpoints.save(manager, step)

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 from unittest import mock
 
 import numpy as np
@@ -46,9 +45,9 @@ class KillResumeTest(tf.test.TestCase):
         killed = os.path.join(folder, 'killed')
         # Every other kill as a checkpoint write starts, the others at a
         # random moment of training.
-        result = soak.kill_and_resume(args, killed, cycles=5)
+        result = soak.kill_and_resume(args, killed, cycles=3)
         self.assertEqual(result['returncode'], 0, result['output'])
-        self.assertEqual(result['kills'], 5, result['output'])
+        self.assertEqual(result['kills'], 3, result['output'])
         self.assertGreaterEqual(result['mid_write_kills'], 1,
                                 'no kill hit a checkpoint write')
         self.assertEqual(result['lost_steps'], 0)
@@ -71,7 +70,7 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         # The uninterrupted run every resumed one is compared with.
-        cls.whole = small_run(os.path.join(tempfile.mkdtemp(), 'whole')).model
+        cls.whole = test_train.whole_small_run().model
 
     @parameterized.parameters('truncate', 'flip', 'delete_index')
     def test_corrupt_latest_checkpoint_falls_back(self, how):

@@ -72,42 +72,30 @@ class SweepCommandTest(tf.test.TestCase):
                 folder, '--epochs', '2', '--batch_size', '10',
                 '--steps_per_call', '5', '--checkpoint_every_secs', '0',
                 '--eval_samples', '20', '--max_test_examples', '20',
-                '--nofigures', '--jobs', '2')
+                '--nofigures', '--threads_per_run', '1')
         names = [f'{n}_seed{s}' for n in ('iwae', 'vae') for s in (1, 2)]
 
-        # Uninterrupted: 4 runs on 2 workers, the refused one reported.
+        # Uninterrupted, in this process (--jobs 1), the refused run
+        # reported: what the Ray grid below must end with.
         whole = os.path.join(folder, 'whole')
-        code, stdout, err = sweep_command(*grid, '--out_dir', whole)
+        code, stdout, err = sweep_command(*grid, '--out_dir', whole,
+                                          '--jobs', '1')
         self.assertEqual(code, 1, err)
-        self.assertIn('0 already done, 4 to run on Ray (2 at a time, 1 '
-                      'TensorFlow thread(s) each), 1 refused', stdout)
+        self.assertIn('0 already done, 4 to run in this process, 1 refused',
+                      stdout)
         self.assertIn('1 of 5 runs failed', err)
         self.assertNotIn('Traceback', err)
         rows = {row['name']: row for row in read_csv(
             os.path.join(whole, 'runs.csv'))}
         self.assertEqual(rows['bad']['status'], 'failed')
         self.assertIn('n_samples', rows['bad']['error'])
-        for name in names:
-            with open(os.path.join(whole, 'runs', name,
-                                   'results.json')) as f:
-                results = json.load(f)
-            row = rows[name]
-            self.assertEqual(row['status'], 'done')
-            self.assertEqual(float(row['test_log_likelihood']),
-                             results['test_log_likelihood'])
-            self.assertEqual(int(row['active_units']),
-                             sum(results['active_units']))
-            self.assertEqual(float(row['final_train_bound']),
-                             results['final_train_bound'])
-            self.assertEqual((row['seed'], row['n_samples']),
-                             (name[-1], '3' if 'iwae' in name else '1'))
-        with open(os.path.join(whole, 'runs.md')) as f:
-            self.assertIn('| binarized_mnist 1 layer iwae_elbo k=3', f.read())
 
-        # The driver killed with SIGKILL once a run has ended.
+        # On 2 Ray workers, the driver killed with SIGKILL once a run has
+        # ended, then started again.
         parts = os.path.join(folder, 'parts')
         ledger = os.path.join(parts, sweep.LEDGER)
-        driver = sweep_command(*grid, '--out_dir', parts, wait=False)
+        driver = sweep_command(*grid, '--jobs', '2', '--out_dir', parts,
+                               wait=False)
         while not any(r['status'] == 'done'
                       for r in sweep.read_records(ledger)):
             self.assertIsNone(driver.poll(), 'the grid ended unkilled')
@@ -127,9 +115,12 @@ class SweepCommandTest(tf.test.TestCase):
                        parts, 'runs', n, 'results.json'))]
         self.assertLess(len(ended), 4)
 
-        code, stdout, err = sweep_command(*grid, '--out_dir', parts)
+        code, stdout, err = sweep_command(*grid, '--jobs', '2', '--out_dir',
+                                          parts)
         self.assertEqual(code, 1, err)
-        self.assertIn(f'{len(ended)} already done', stdout)
+        self.assertIn(f'{len(ended)} already done, {4 - len(ended)} to run '
+                      'on Ray (2 at a time, 1 TensorFlow thread(s) each), 1 '
+                      'refused', stdout)
         records = sweep.read_records(ledger)
         for name in names:  # No run ended twice.
             self.assertLen([r for r in records if r['name'] == name], 1)
@@ -138,7 +129,23 @@ class SweepCommandTest(tf.test.TestCase):
                 self.assertIn('resumed from', f.read())
         again = {row['name']: row for row in read_csv(
             os.path.join(parts, 'runs.csv'))}
-        for name in names + ['bad']:
+        for name in names:  # The summary is the runs' results.json.
+            with open(os.path.join(parts, 'runs', name,
+                                   'results.json')) as f:
+                results = json.load(f)
+            row = again[name]
+            self.assertEqual(row['status'], 'done')
+            self.assertEqual(float(row['test_log_likelihood']),
+                             results['test_log_likelihood'])
+            self.assertEqual(int(row['active_units']),
+                             sum(results['active_units']))
+            self.assertEqual(float(row['final_train_bound']),
+                             results['final_train_bound'])
+            self.assertEqual((row['seed'], row['n_samples']),
+                             (name[-1], '3' if 'iwae' in name else '1'))
+        with open(os.path.join(parts, 'runs.md')) as f:
+            self.assertIn('| binarized_mnist 1 layer iwae_elbo k=3', f.read())
+        for name in names + ['bad']:  # As the uninterrupted grid's.
             for column in ('status', 'test_log_likelihood', 'active_units',
                            'final_train_bound', 'error'):
                 self.assertEqual(again[name][column], rows[name][column],
@@ -152,11 +159,8 @@ class SweepCommandTest(tf.test.TestCase):
         for args, expected in (
                 ((), '--out_dir'),
                 (('--out_dir', 'x'), 'either --flagfiles or --grid'),
-                (('--out_dir', 'x', '--grid', 'nope'), 'grid'),
                 (('--out_dir', 'x', '--grid', 'dreg', '--seeds', 'a'),
-                 'comma-separated list of integers'),
-                (('--out_dir', 'x', '--grid', 'dreg', '--shard', '2/2'),
-                 '--shard must be i/n')):
+                 'comma-separated list of integers')):
             code, _, err = sweep_command(*args)
             self.assertNotEqual(code, 0, args)
             self.assertIn(expected, err, args)
@@ -208,6 +212,12 @@ class GridTest(tf.test.TestCase):
                      '# A comment.\n--n_samples=7\n--noeval_train\n')
         self.assertEqual(cli.flagfile_settings(path),
                          dict(n_samples=7, eval_train=False))
+
+    def test_shard(self):
+        self.assertEqual(sweep.parse_shard('1/4'), (1, 4))
+        for bad in ('2/2', '-1/2', '1', 'a/b', '1/0'):
+            with self.assertRaisesRegex(ValueError, '--shard must be i/n'):
+                sweep.parse_shard(bad)
 
     def test_names_must_differ(self):
         run = sweep.make_run('a')

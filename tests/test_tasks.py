@@ -96,13 +96,6 @@ class ActiveUnitsInitTest(tf.test.TestCase):
         with open(os.path.join(out, 'summary.md')) as f:
             self.assertIn('IWAE k=3: mean active units per init', f.read())
 
-        # A finished grid, run again: nothing is lost, nothing is rerun.
-        code, stdout, err = task_py('active_units_init', *grid)
-        self.assertEqual(code, 0, err)
-        self.assertIn('4 already done, 0 to run', stdout)
-        self.assertLen(sweep.read_records(
-            os.path.join(out, 'runs.jsonl')), 4)
-
         # Seed stability reuses the matching runs and adds the new seed.
         stable = os.path.join(folder, 'stable')
         code, stdout, err = task_py(

@@ -1,7 +1,10 @@
 """The schedule, the fused training loop, checkpoints and exact resume."""
 
 import dataclasses
+import functools
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -46,6 +49,13 @@ SMALL = Config(n_samples=2, epochs=2,
 def run(config, logdir, dataset=None, log=lambda line: None, **kwargs):
     return train.train(config, dataset or toy_dataset(), logdir, log=log,
                        progress=False, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def whole_small_run():
+    """The uninterrupted SMALL run that interrupted ones must end as (once
+    per test process: each run compiles its own training loop)."""
+    return run(SMALL, os.path.join(tempfile.mkdtemp(), 'whole'))
 
 
 class ScheduleTest(tf.test.TestCase):
@@ -112,7 +122,7 @@ class TrainTest(tf.test.TestCase):
 
     def test_resume_mid_epoch_is_exact(self):
         logdir = self.get_temp_dir()
-        whole = run(SMALL, os.path.join(logdir, 'whole'))
+        whole = whole_small_run()
         # Stops at the block boundary after step 8 of 10 in epoch 1.
         run(SMALL, os.path.join(logdir, 'parts'), stop_after_steps=7)
         resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
@@ -125,10 +135,46 @@ class TrainTest(tf.test.TestCase):
         again = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
         self.assertEqual(again.final_train_bound, whole.final_train_bound)
 
+    def test_resume_at_an_epoch_end_is_exact(self):
+        whole = whole_small_run()
+        parts = os.path.join(self.get_temp_dir(), 'parts')
+        run(SMALL, parts, stop_after_steps=9)  # Block ends at 10: epoch 1.
+        folder = os.path.join(parts, checkpoints.CHECKPOINT_DIR)
+        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(folder))
+        key = 'epoch_bound/.ATTRIBUTES/VARIABLE_VALUE'
+        self.assertEqual(reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'),
+                         10)
+        closed = reader.get_tensor(key)
+        self.assertAllEqual(closed[:2], [0, 0])  # Epoch 1 closed.
+        self.assertEqual(closed[3], 10)
+        saved = os.path.join(self.get_temp_dir(), 'saved')
+        shutil.copytree(parts, saved)
+        resumed = run(SMALL, parts, resume=True)
+        self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
+        # Written by older versions: the epoch's sums not closed at its end.
+        model, optimizer = (train.make_model(SMALL, toy_dataset()),
+                            train.make_optimizer(SMALL))
+        optimizer.build(model.trainable_variables)
+        old = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                  step=tf.Variable(0, dtype=tf.int64),
+                                  epoch_bound=tf.Variable(tf.zeros(4,
+                                                                   tf.float64)))
+        folder = os.path.join(saved, checkpoints.CHECKPOINT_DIR)
+        old.restore(tf.train.latest_checkpoint(folder))
+        old.epoch_bound.assign([closed[2], closed[3], 0.0, 0.0])
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        tf.train.CheckpointManager(old, folder, 3).save(checkpoint_number=10)
+        resumed = run(SMALL, saved, resume=True)
+        self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
+        for a, b in zip(whole.model.trainable_variables,
+                        resumed.model.trainable_variables):
+            self.assertAllEqual(a, b)
+
     def test_resume_from_a_checkpoint_without_the_epoch_bound(self):
         # Checkpoints of older versions hold model, optimizer and step only.
         logdir = self.get_temp_dir()
-        whole = run(SMALL, os.path.join(logdir, 'whole'))
+        whole = whole_small_run()
         parts = os.path.join(logdir, 'parts')
         run(SMALL, parts, stop_after_steps=7)
         model, optimizer = (train.make_model(SMALL, toy_dataset()),
