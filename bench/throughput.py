@@ -14,9 +14,11 @@ float32 matmul rate measured here; then the fused loop's time per step with
 each gradient estimator (--estimators) over the standard one's; then the
 k=5000 evaluation in test images/s, likewise; then (--densities) where the
 time of 10,000 draws of the 1-layer bound goes: the decoder's matmuls alone,
-with tfp's Bernoulli log-density, with models.Bernoulli's, the normal draws,
-and the whole log_weights; and (--step_parts) the parts of a training step
-of each config. All ratios come from this one run.
+with their biases and tanh (biases added plainly, and as a ones @ bias
+matmul), with tfp's Bernoulli log-density, with models.Bernoulli's,
+log_joint on fixed draws, the normal draws, and the whole log_weights; and
+(--step_parts) the parts of a training step of each config. All ratios
+come from this one run.
 """
 
 import os
@@ -113,6 +115,22 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
             out = tf.matmul(out, layer.kernel)
         return tf.reduce_sum(out)
 
+    def decoder_only(bias_by_matmul):
+        """The decoder's logits with biases and tanh; bias_by_matmul adds
+        each bias as ones [rows, 1] @ bias [1, units] (the same bits)."""
+        ones = tf.ones([draws, 1])
+
+        def fn(seed):
+            del seed
+            out = h
+            for layer in decoder.hidden + [decoder.logits]:
+                out = tf.matmul(out, layer.kernel)
+                out += (tf.matmul(ones, layer.bias[None]) if bias_by_matmul
+                        else layer.bias)
+                out = layer.activation(out)
+            return tf.reduce_sum(out)
+        return fn
+
     def density(distribution):
         return lambda seed: tf.reduce_sum(
             distribution(logits=decoder(h)).log_prob(x_rows))
@@ -123,8 +141,13 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
 
     parts = (
         ('decoder matmuls alone', matmuls),
+        ('decoder with biases and tanh', decoder_only(False)),
+        ('the same, biases as ones @ bias', decoder_only(True)),
         ('decoder + tfd.Bernoulli log_prob', density(models.tfd.Bernoulli)),
         ('decoder + models.Bernoulli log_prob', density(models.Bernoulli)),
+        ('log_joint on fixed draws', lambda seed: tf.reduce_sum(
+            model.log_joint(x, [tf.reshape(h, [draws // images, images,
+                                               -1])]))),
         ('whole log_weights (k=1000 x 10 images)', lambda seed: tf.reduce_sum(
             model.log_weights(x, draws // images, seed))),
         ('normal draws alone, default algorithm', normals('auto_select')),
