@@ -389,6 +389,14 @@ def _start(config, checkpoint, manager, model, resume, log):
     return int(checkpoint.step.numpy())
 
 
+def _closed(bound_sum, bound_count, last_sum, last_count):
+    """epoch_bound's four values once an epoch ends: its sums become the
+    last epoch's (unless it had no finite bound) and the next starts at 0."""
+    if bound_count:
+        last_sum, last_count = bound_sum, bound_count
+    return 0.0, 0, last_sum, last_count
+
+
 def _mean(total, count):
     return total / count if count else float('nan')
 
@@ -455,9 +463,10 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     bound_sum, bound_count, last_sum, last_count = \
         checkpoint.epoch_bound.numpy().tolist()
     if step % steps_per_epoch == 0 and bound_count:
-        # Saved at an epoch's end before it was closed (before 2026-11-29).
-        last_sum, last_count, bound_sum, bound_count = (bound_sum,
-                                                        bound_count, 0.0, 0)
+        # Saved at an epoch's end before it was closed (versions before
+        # commit 22c7b56).
+        bound_sum, bound_count, last_sum, last_count = _closed(
+            bound_sum, bound_count, last_sum, last_count)
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
@@ -488,9 +497,8 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                            [('bound', _mean(bound_sum, bound_count))])
             if step % steps_per_epoch == 0:  # The epoch's end: close it
                 # before any checkpoint holds this step.
-                if bound_count:
-                    last_sum, last_count = bound_sum, bound_count
-                bound_sum, bound_count = 0.0, 0
+                bound_sum, bound_count, last_sum, last_count = _closed(
+                    bound_sum, bound_count, last_sum, last_count)
             checkpoint.step.assign(step)
             checkpoint.epoch_bound.assign([bound_sum, bound_count, last_sum,
                                            last_count])
