@@ -13,7 +13,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 out=~/iwae-runs/active_units_80_epochs
 kept=$here/active_units_80_epochs
-if [ "$1" = --collect ]; then
+if [ "${1:-}" = --collect ]; then
+  [ -f "$out/runs.jsonl" ] || { echo "no finished run in $out yet"; exit 1; }
   mkdir -p "$kept/runs"
   cp "$out/runs.jsonl" "$kept/runs.jsonl"
   for dir in "$out"/runs/*/; do
