@@ -58,6 +58,26 @@ def whole_small_run():
     return run(SMALL, os.path.join(tempfile.mkdtemp(), 'whole'))
 
 
+def rewrite_checkpoint(logdir, number, epoch_bound=None):
+    """Replaces a SMALL run's checkpoints by its latest one as older
+    versions wrote it: model, optimizer and step, then epoch_bound with
+    these values if given."""
+    model, optimizer = (train.make_model(SMALL, toy_dataset()),
+                        train.make_optimizer(SMALL))
+    optimizer.build(model.trainable_variables)
+    old = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                              step=tf.Variable(0, dtype=tf.int64))
+    if epoch_bound is not None:
+        old.epoch_bound = tf.Variable(tf.constant(epoch_bound, tf.float64))
+    folder = os.path.join(logdir, checkpoints.CHECKPOINT_DIR)
+    old.restore(tf.train.latest_checkpoint(folder)).expect_partial()
+    if epoch_bound is not None:
+        old.epoch_bound.assign(epoch_bound)
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    tf.train.CheckpointManager(old, folder, 3).save(checkpoint_number=number)
+
+
 class ScheduleTest(tf.test.TestCase):
 
     def test_paper_stages(self):
@@ -152,19 +172,8 @@ class TrainTest(tf.test.TestCase):
         resumed = run(SMALL, parts, resume=True)
         self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
         # Written by older versions: the epoch's sums not closed at its end.
-        model, optimizer = (train.make_model(SMALL, toy_dataset()),
-                            train.make_optimizer(SMALL))
-        optimizer.build(model.trainable_variables)
-        old = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                  step=tf.Variable(0, dtype=tf.int64),
-                                  epoch_bound=tf.Variable(tf.zeros(4,
-                                                                   tf.float64)))
-        folder = os.path.join(saved, checkpoints.CHECKPOINT_DIR)
-        old.restore(tf.train.latest_checkpoint(folder))
-        old.epoch_bound.assign([closed[2], closed[3], 0.0, 0.0])
-        for name in os.listdir(folder):
-            os.remove(os.path.join(folder, name))
-        tf.train.CheckpointManager(old, folder, 3).save(checkpoint_number=10)
+        rewrite_checkpoint(saved, 10,
+                           epoch_bound=[closed[2], closed[3], 0.0, 0.0])
         resumed = run(SMALL, saved, resume=True)
         self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
         for a, b in zip(whole.model.trainable_variables,
@@ -177,16 +186,7 @@ class TrainTest(tf.test.TestCase):
         whole = whole_small_run()
         parts = os.path.join(logdir, 'parts')
         run(SMALL, parts, stop_after_steps=7)
-        model, optimizer = (train.make_model(SMALL, toy_dataset()),
-                            train.make_optimizer(SMALL))
-        optimizer.build(model.trainable_variables)
-        old = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                  step=tf.Variable(0, dtype=tf.int64))
-        folder = os.path.join(parts, checkpoints.CHECKPOINT_DIR)
-        old.restore(tf.train.latest_checkpoint(folder)).expect_partial()
-        for name in os.listdir(folder):
-            os.remove(os.path.join(folder, name))
-        tf.train.CheckpointManager(old, folder, 3).save(checkpoint_number=8)
+        rewrite_checkpoint(parts, 8)
         lines = []
         resumed = run(SMALL, parts, resume=True, log=lines.append)
         self.assertIn('resumed from', lines[0])
