@@ -214,8 +214,11 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
         for copy, v in zip(backup, state):
             copy.assign(v)
         bounds = tf.fill([batch_indices.shape[0]], float('nan'))
-        steps_run = tf.constant(0)
-        for i in tf.range(n_steps):
+        i = tf.constant(0)  # Steps run so far.
+        # A while loop, not `for i in tf.range(n_steps)`: XLA takes a
+        # range's length as a compile-time constant, so a shorter block (an
+        # epoch's last) would compile the block again.
+        while i < n_steps:
             x = tf.gather(x_train, batch_indices[i])  # [batch, n_pixels]
             y = None if y_train is None else tf.gather(y_train,
                                                        batch_indices[i])
@@ -224,7 +227,7 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
             # A step that was not applied reads NaN.
             bounds = tf.tensor_scatter_nd_update(
                 bounds, [[i]], [tf.where(finite, mean_bound, float('nan'))])
-            steps_run = i + 1
+            i += 1
             if stop_at_non_finite:
                 if not finite:
                     break
@@ -232,7 +235,7 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
             [tf.constant(True)] +
             [tf.reduce_all(tf.math.is_finite(v)) for v in state
              if tf.as_dtype(v.dtype).is_floating])
-        return bounds, steps_run, state_finite
+        return bounds, i, state_finite
     return block
 
 
