@@ -78,13 +78,16 @@ def latest_step(directory):
 
 def checkpoint_tensors(logdir):
     """(path, {name: array}) of logdir's newest checkpoint, without the
-    save counter (which counts the saves, not the training)."""
+    save counter (which counts the saves, not the training) and the object
+    graph (a description of the saved objects, with the names Keras numbers
+    per process: a second run's optimizer in one process is adam_1)."""
     path = tf.train.latest_checkpoint(os.path.join(logdir,
                                                    checkpoints.CHECKPOINT_DIR))
     reader = tf.train.load_checkpoint(path)
     return path, {name: reader.get_tensor(name)
                   for name in reader.get_variable_to_shape_map()
-                  if 'save_counter' not in name}
+                  if 'save_counter' not in name and
+                  name != '_CHECKPOINTABLE_OBJECT_GRAPH'}
 
 
 def same_checkpoints(logdir_a, logdir_b):

@@ -265,7 +265,8 @@ def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
 
 
 def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
-                   train_set=False, log=print, progress=False):
+                   train_set=False, log=print, progress=False,
+                   evaluator=None):
     """The post-run evaluation of main.py and the tasks.
 
     Args:
@@ -277,6 +278,8 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         train_set: also estimate the training set log-likelihood.
         log: function taking one line of text.
         progress: show progress bars.
+        evaluator: an Evaluator of model with this seed to use (and its
+            compiled functions), instead of a new one.
 
     Returns:
         dict with test_log_likelihood, test_images_per_second, active_units
@@ -286,7 +289,7 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         [n_test], in the test set's order). For a conditional model these
         are of log p(x|y).
     """
-    evaluator = Evaluator(model, seed=seed)
+    evaluator = evaluator or Evaluator(model, seed=seed)
     conditional = bool(model.n_classes)
     test_labels = dataset.test_labels if conditional else None
     given = ' log p(x|y)' if conditional else ''

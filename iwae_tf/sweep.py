@@ -403,7 +403,8 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     where = ('in this process' if in_process else
              f'on Ray ({workers or "as many as the cluster runs"} at a '
              f'time, {threads} TensorFlow thread(s) each)')
-    log(f'{len(mine)} runs in this shard ({len(runs)} in the grid): '
+    log(f'{len(mine)} run{"" if len(mine) == 1 else "s"} in this shard '
+        f'({len(runs)} in the grid): '
         f'{len(mine) - len(todo) - len(refused)} already done, {len(todo)} '
         f'to run {where}' + (f', {len(refused)} refused' if refused else ''))
     if in_process:

@@ -1,4 +1,5 @@
-"""One XLA compilation cache for the whole test session.
+"""One XLA compilation cache for the whole test session, and one core for
+each pytest-xdist worker.
 
 Most of a test's time is XLA compiling the training loop and the
 evaluation of a model that other tests compile too (the same architecture,
@@ -22,3 +23,35 @@ if _FLAG not in os.environ.get('TF_XLA_FLAGS', ''):
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ['TF_XLA_FLAGS'] = ' '.join(filter(None, [
         os.environ.get('TF_XLA_FLAGS'), f'{_FLAG}={_cache}']))
+
+# Two workers each using every core oversubscribe the machine (TensorFlow
+# and XLA size their thread pools by the cores they may run on): pinned one
+# per core, each runs one thread, as the sweep runs its runs. Subprocesses
+# (and their TensorFlow) inherit the pinning.
+_worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+_cores = sorted(os.sched_getaffinity(0))
+if _worker.startswith('gw') and len(_cores) > 1:
+    os.sched_setaffinity(0, {_cores[int(_worker[2:]) % len(_cores)]})
+
+# The longest test classes first (measured with --durations): pytest-xdist
+# hands out classes in collection order, and one of them started last
+# would keep one worker busy minutes after the other has finished.
+_LONGEST_FIRST = (
+    'test_sweep.py::SweepCommandTest',
+    'test_tasks.py::ActiveUnitsInitTest',
+    'test_faults.py::KillResumeTest',
+    'test_tasks.py::TransferTest',
+    'test_tasks.py::GradientSnrTest',
+    'test_main.py::EvaluateCommandTest',
+)
+
+
+def _rank(item):
+    for i, scope in enumerate(_LONGEST_FIRST):
+        if f'{scope}::' in item.nodeid:
+            return i
+    return len(_LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=_rank)  # Stable: the rest keep their order.

@@ -2,9 +2,12 @@
 line that says what to do."""
 
 import dataclasses
+import functools
 import json
 import os
+import shutil
 import sys
+import tempfile
 from unittest import mock
 
 import numpy as np
@@ -39,15 +42,14 @@ class KillResumeTest(tf.test.TestCase):
         folder = self.get_temp_dir()
         write_data(folder)
         args = ('--data_dir', folder, *KILL_RUN)
-        whole = os.path.join(folder, 'whole')
-        process = soak.start_main(*args, '--logdir', whole)
-        self.assertEqual(process.wait(), 0, process.communicate()[0])
+        whole = os.path.join(folder, 'whole')  # In this process.
+        self.assertIsNone(test_main.main_error(*args, '--logdir', whole))
         killed = os.path.join(folder, 'killed')
         # Every other kill as a checkpoint write starts, the others at a
         # random moment of training.
-        result = soak.kill_and_resume(args, killed, cycles=3)
+        result = soak.kill_and_resume(args, killed, cycles=2)
         self.assertEqual(result['returncode'], 0, result['output'])
-        self.assertEqual(result['kills'], 3, result['output'])
+        self.assertEqual(result['kills'], 2, result['output'])
         self.assertGreaterEqual(result['mid_write_kills'], 1,
                                 'no kill hit a checkpoint write')
         self.assertEqual(result['lost_steps'], 0)
@@ -64,6 +66,18 @@ def small_run(logdir, config=test_train.SMALL, **kwargs):
     return test_train.run(config, logdir, **kwargs)
 
 
+EVERY_BLOCK = dataclasses.replace(test_train.SMALL, checkpoint_every_secs=0)
+
+
+@functools.lru_cache(maxsize=None)
+def interrupted_small_run():
+    """The logdir of a SMALL run checkpointed after every block and
+    stopped after step 12 (once per process; tests damage copies)."""
+    logdir = os.path.join(tempfile.mkdtemp(), 'parts')
+    small_run(logdir, EVERY_BLOCK, stop_after_steps=12)
+    return logdir
+
+
 class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
 
     @classmethod
@@ -74,12 +88,9 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters('truncate', 'flip', 'delete_index')
     def test_corrupt_latest_checkpoint_falls_back(self, how):
-        logdir = self.get_temp_dir()
         whole = self.whole
-        parts = os.path.join(logdir, 'parts')
-        config = dataclasses.replace(test_train.SMALL,
-                                     checkpoint_every_secs=0)
-        small_run(parts, config, stop_after_steps=12)
+        parts = os.path.join(self.get_temp_dir(), 'parts')
+        shutil.copytree(interrupted_small_run(), parts)
         directory = os.path.join(parts, checkpoints.CHECKPOINT_DIR)
         latest = tf.train.latest_checkpoint(directory)
         self.assertEndsWith(latest, 'ckpt-14')  # Blocks end at 4, 8, 10, 14.
@@ -98,7 +109,7 @@ class CheckpointFaultTest(tf.test.TestCase, parameterized.TestCase):
                 f.write('')  # An index file cut short.
             os.remove(latest + '.index')
         lines = []
-        resumed = test_train.run(config, parts, resume=True,
+        resumed = test_train.run(EVERY_BLOCK, parts, resume=True,
                                  log=lines.append).model
         if how != 'delete_index':
             self.assertTrue(any('ckpt-14 is unreadable' in line
@@ -208,6 +219,21 @@ def write_file(folder, name, content):
         f.write(content)
 
 
+@functools.lru_cache(maxsize=None)
+def finished_main_run():
+    """main.py's arguments of a finished 1-epoch run (once per process: the
+    tests that resume it with other settings are refused and change
+    nothing)."""
+    folder = tempfile.mkdtemp()
+    write_data(folder, n_train=60)
+    run = ('--data_dir', folder, '--epochs', '1', '--eval_samples', '2',
+           '--max_test_examples', '2', '--logdir', os.path.join(folder, 'run'),
+           '--nofigures')
+    message = main_error(*run)
+    assert message is None, message
+    return run
+
+
 class BadInputTest(tf.test.TestCase, parameterized.TestCase):
     """Each bad input ends main.py with 'error: ...' on one line.
 
@@ -286,12 +312,7 @@ class BadInputTest(tf.test.TestCase, parameterized.TestCase):
         ('objective', ['--objective', 'vae_elbo'], 'objective='),
     )
     def test_resume_with_another_configuration(self, change, expected):
-        folder = self.get_temp_dir()
-        write_data(folder, n_train=60)
-        logdir = os.path.join(folder, 'run_' + self._testMethodName)
-        run = ('--data_dir', folder, '--epochs', '1', '--eval_samples', '2',
-               '--max_test_examples', '2', '--logdir', logdir, '--nofigures')
-        self.assertIsNone(main_error(*run))
+        run = finished_main_run()
         message = main_error(*run, '--resume', *change)
         self.assert_one_line_error(message, expected)
         self.assertIn('use another --logdir or the same settings', message)
