@@ -125,6 +125,17 @@ class Config:
                                'paper uses 5000).', lower_bound=1)
     eval_train: bool = _field(False, 'Also estimate the training set '
                               'log-likelihood (slow: 5x the test set).')
+    eval_chunk_samples: int = _field(
+        1000, 'Importance samples drawn per image at once in the '
+        'log-likelihood estimate (lowered to divide --eval_samples); '
+        'memory grows with it times --eval_batch_size. Other values draw '
+        'other samples.', result=False, lower_bound=1)
+    eval_batch_size: int = _field(
+        10, 'Test images at once in the log-likelihood estimate. Other '
+        'values draw other samples.', result=False, lower_bound=1)
+    eval_batches_per_call: int = _field(
+        10, 'Image batches per XLA call of the log-likelihood estimate (the '
+        'same samples for any value).', result=False, lower_bound=1)
     class_samples: int = _field(
         10, 'Samples per class in the class-conditional figure of a '
         'conditional model (a 10 x N grid).', result=False, lower_bound=1)

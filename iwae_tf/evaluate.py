@@ -266,7 +266,8 @@ def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
 
 def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
                    train_set=False, log=print, progress=False,
-                   evaluator=None):
+                   evaluator=None, chunk_samples=1000, batch_size=10,
+                   batches_per_call=10):
     """The post-run evaluation of main.py and the tasks.
 
     Args:
@@ -280,6 +281,8 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         progress: show progress bars.
         evaluator: an Evaluator of model with this seed to use (and its
             compiled functions), instead of a new one.
+        chunk_samples, batch_size, batches_per_call: the log-likelihood
+            estimate's sizes (see Evaluator.log_likelihood).
 
     Returns:
         dict with test_log_likelihood, test_images_per_second, active_units
@@ -291,12 +294,13 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     """
     evaluator = evaluator or Evaluator(model, seed=seed)
     conditional = bool(model.n_classes)
+    sizes = dict(chunk_samples=chunk_samples, batch_size=batch_size,
+                 batches_per_call=batches_per_call, progress=progress)
     test_labels = dataset.test_labels if conditional else None
     given = ' log p(x|y)' if conditional else ''
     t0 = time.time()
     per_image = evaluator.log_likelihood(dataset.test, n_samples,
-                                         progress=progress,
-                                         labels=test_labels)
+                                         labels=test_labels, **sizes)
     test_ll = per_image.mean()
     results = dict(test_log_likelihood=float(test_ll),
                    test_log_likelihoods=per_image,
@@ -309,14 +313,15 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     log(f'active units per stochastic layer: {results["active_units"]}')
     if prune:
         pruned_ll = evaluator.log_likelihood(
-            dataset.test, n_samples, progress=progress, labels=test_labels,
-            unit_masks=active_unit_masks(activities)).mean()
+            dataset.test, n_samples, labels=test_labels,
+            unit_masks=active_unit_masks(activities), **sizes).mean()
         results['pruned_test_log_likelihood'] = float(pruned_ll)
         log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
     if train_set:
         train_ll = evaluator.log_likelihood(
-            dataset.binarized_train(), n_samples, progress=progress,
-            labels=dataset.train_labels if conditional else None).mean()
+            dataset.binarized_train(), n_samples,
+            labels=dataset.train_labels if conditional else None,
+            **sizes).mean()
         results['train_log_likelihood'] = float(train_ll)
         log(f'train log-likelihood (k={n_samples}): {train_ll:.3f}')
     return results

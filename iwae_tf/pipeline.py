@@ -47,7 +47,10 @@ def evaluation(model, config, dataset, prune=True, log=print,
     results = dict(config=dataclasses.asdict(config))
     results.update(evaluate.evaluate_model(
         model, dataset, config.eval_samples, seed=config.seed, prune=prune,
-        train_set=config.eval_train, log=log, progress=progress))
+        train_set=config.eval_train, log=log, progress=progress,
+        chunk_samples=config.eval_chunk_samples,
+        batch_size=config.eval_batch_size,
+        batches_per_call=config.eval_batches_per_call))
     return results
 
 

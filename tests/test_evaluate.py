@@ -3,9 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import objectives
+from iwae_tf import pipeline
+from iwae_tf.config import Config
 
 TINY = dict(stochastic_layers=2, n_pixels=6, latent_units=(3, 2),
             hidden_units=((8,), (5,)))
@@ -49,6 +52,26 @@ class LogLikelihoodTest(tf.test.TestCase):
         vae = evaluator.mean_bound(x, 'vae_elbo', 1, batch_size=8)
         log_likelihood = evaluator.log_likelihood(x, 2000).mean()
         self.assertGreater(log_likelihood, vae)
+
+    def test_the_config_sizes_reach_the_estimate(self):
+        # pipeline.evaluation passes --eval_batches_per_call (no draw
+        # changes), --eval_chunk_samples and --eval_batch_size (other draws).
+        model = models.IWAEModel(seed=1, **TINY)
+        x = images(23)
+        dataset = data.Dataset('toy', train=x, validation=x, test=x,
+                               binarization='fixed')
+
+        def per_image(**sizes):
+            return pipeline.evaluation(
+                model, Config(eval_samples=40, **sizes), dataset,
+                prune=False, log=lambda line: None)['test_log_likelihoods']
+        base = per_image()
+        self.assertAllEqual(base, per_image(eval_batches_per_call=1))
+        other = per_image(eval_chunk_samples=8, eval_batch_size=4)
+        self.assertAllEqual(other, evaluate.Evaluator(
+            model, seed=Config().seed).log_likelihood(
+                x, 40, chunk_samples=8, batch_size=4))
+        self.assertNotAllClose(base, other)
 
     def test_bad_k(self):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
