@@ -19,6 +19,7 @@ import gzip
 import io
 import os
 import re
+import socket
 import struct
 import zipfile
 
@@ -481,6 +482,27 @@ def load_omniglot(data_dir=None, download=False):
 
 # tensorflow-datasets.
 
+# Where tensorflow-datasets downloads these data sets from: its mirror, then
+# the data sets' own sources.
+DOWNLOAD_HOSTS = ('storage.googleapis.com', 'www.cs.toronto.edu',
+                  'github.com', 'raw.githubusercontent.com')
+_PROXY_VARIABLES = ('https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY')
+
+
+def _offline():
+    """True when no download host has an address and no proxy is set:
+    tensorflow-datasets would then retry for minutes before failing."""
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return False  # A proxy resolves the hosts itself.
+    for host in DOWNLOAD_HOSTS:
+        try:
+            socket.getaddrinfo(host, 443)
+            return False
+        except OSError:
+            continue
+    return True
+
+
 def _tfds_images(name, splits, data_dir, download, looked_for,
                  to_28x28=False):
     """Loads whole TFDS splits as [(float32 [n, 784], labels or None)]."""
@@ -495,6 +517,11 @@ def _tfds_images(name, splits, data_dir, download, looked_for,
                 raise DataError(f'{hint}; put the files there, or rerun with '
                                 'downloads allowed (--download) on a machine '
                                 'with internet access')
+            if _offline():
+                raise DataError(f'{hint}, and no download host resolves '
+                                f'({", ".join(DOWNLOAD_HOSTS)}): no network '
+                                'here; put the files there, or download on a '
+                                'machine with internet access')
             builder.download_and_prepare()
         results = []
         for split in splits:

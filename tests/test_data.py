@@ -2,7 +2,9 @@
 
 import gzip
 import os
+import socket
 import struct
+from unittest import mock
 
 import numpy as np
 import scipy.io
@@ -133,6 +135,18 @@ class SourceErrorsTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(data.DataError,
                                     f'no local {name} data: looked in'):
             data.load_dataset(name, os.path.join(folder), download=False)
+
+    def test_no_network_fails_at_once(self):
+        # Without a download host's address tensorflow-datasets would retry
+        # for minutes; the loader says so before it starts.
+        def no_address(host, *args):
+            raise socket.gaierror(f'{host}: Name or service not known')
+        with mock.patch.object(socket, 'getaddrinfo', no_address), \
+                mock.patch.dict(os.environ, {v: '' for v in (
+                    'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY')}):
+            with self.assertRaisesRegex(data.DataError,
+                                        'no download host resolves'):
+                data.load_dataset('mnist', self.get_temp_dir(), download=True)
 
     def test_data_dir_is_a_file(self):
         path = os.path.join(self.get_temp_dir(), 'a_file')
