@@ -103,7 +103,10 @@ def run_task():
     dataset = common.load_data()
     given = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint)
     rows = []
-    table_row = None
+    # Every model of the table has this architecture.
+    table_row = TableRows(common.config_for(
+        stochastic_layers=1, latent_units=None, estimator='standard'),
+        dataset, n_iwae)
     for base, base_objective, after, after_objective in _DIRECTIONS:
         k = dict(vae_elbo=1, iwae_elbo=n_iwae)
         config = common.config_for(stochastic_layers=1, latent_units=None,
@@ -112,7 +115,6 @@ def run_task():
                                    estimator='standard')
         model, path = base_model(base, config, dataset, out_dir,
                                  given[base])
-        table_row = table_row or TableRows(config, dataset, n_iwae)
         rows.append(dict(model=label(base_objective, n_iwae), checkpoint=path,
                          **table_row(model)))
         print(report(rows[-1:], n_iwae).splitlines()[-1])
