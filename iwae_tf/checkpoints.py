@@ -17,6 +17,7 @@ import tensorflow as tf
 CHECKPOINT_DIR = 'checkpoints'
 STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 CONFIG_FILE = 'config.json'
+THREADS_FILE = 'threads.json'  # The TensorFlow threads a run started with.
 
 
 class TrainingError(Exception):
@@ -129,6 +130,33 @@ def prepare_logdir(logdir, config, resume):
                 f'{getattr(config, name)!r}; use another --logdir or the '
                 'same settings')
     write_json_atomically(path, dataclasses.asdict(config))
+
+
+def tensorflow_threads():
+    """The threads TensorFlow's CPU ops (and XLA's) use in this process."""
+    return (tf.config.threading.get_intra_op_parallelism_threads() or
+            len(os.sched_getaffinity(0)))
+
+
+def check_threads(logdir, resumed, log):
+    """Notes the TensorFlow threads of a run's start in logdir; when it
+    resumes with another count, logs that it will not end bit for bit as an
+    uninterrupted run (a CPU matmul over more threads sums in another
+    order)."""
+    path = os.path.join(logdir, THREADS_FILE)
+    threads = tensorflow_threads()
+    if not resumed:
+        write_json_atomically(path, dict(tensorflow_threads=threads))
+        return
+    if not os.path.exists(path):
+        return  # Started by a version that did not note it.
+    with open(path) as f:
+        started = json.load(f)['tensorflow_threads']
+    if started != threads:
+        log(f'warning: this run started with {started} TensorFlow thread(s) '
+            f'and goes on with {threads}: from the same weights, but it will '
+            'not end bit for bit as an uninterrupted run would (give it '
+            f'{started} core(s), or --threads_per_run {started} in a sweep)')
 
 
 def manager(checkpoint, logdir, log):

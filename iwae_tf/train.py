@@ -457,6 +457,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
         epoch_bound=tf.Variable(tf.zeros(4, tf.float64)))
     manager = checkpoints.manager(checkpoint, logdir, log)
     step = _start(config, checkpoint, manager, model, resume, log)
+    checkpoints.check_threads(logdir, step > 0, log)
     blocks = Blocks(model, optimizer, config, dataset,
                     min(config.steps_per_call, steps_per_epoch))
     epoch_end = EpochEnd(model, config, dataset, logdir, log)

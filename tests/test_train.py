@@ -5,6 +5,7 @@ import functools
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -146,7 +147,10 @@ class TrainTest(tf.test.TestCase):
         whole = whole_small_run()
         # Stops at the block boundary after step 8 of 10 in epoch 1.
         run(SMALL, os.path.join(logdir, 'parts'), stop_after_steps=7)
-        resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
+        lines = []
+        resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True,
+                      log=lines.append)
+        self.assertFalse([line for line in lines if 'thread' in line])
         for a, b in zip(whole.model.trainable_variables,
                         resumed.model.trainable_variables):
             self.assertAllEqual(a, b)
@@ -155,6 +159,26 @@ class TrainTest(tf.test.TestCase):
         # A finished run resumed trains no more and keeps its last bound.
         again = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
         self.assertEqual(again.final_train_bound, whole.final_train_bound)
+
+    def test_resume_with_other_threads_warns(self):
+        logdir = self.get_temp_dir()
+        lines = []
+        checkpoints.check_threads(logdir, False, lines.append)  # A start.
+        checkpoints.check_threads(logdir, True, lines.append)
+        self.assertEqual(lines, [])
+        started = checkpoints.tensorflow_threads()
+        with mock.patch.object(checkpoints, 'tensorflow_threads',
+                               lambda: started + 1):
+            checkpoints.check_threads(logdir, True, lines.append)
+        self.assertLen(lines, 1)
+        self.assertIn(f'started with {started} TensorFlow thread(s) and goes '
+                      f'on with {started + 1}', lines[0])
+        # A run started before threads were noted: nothing to compare.
+        os.remove(os.path.join(logdir, checkpoints.THREADS_FILE))
+        checkpoints.check_threads(logdir, True, lines.append)
+        self.assertLen(lines, 1)
+        self.assertFalse(os.path.exists(os.path.join(
+            logdir, checkpoints.THREADS_FILE)))
 
     def test_resume_at_an_epoch_end_is_exact(self):
         whole = whole_small_run()
