@@ -133,8 +133,11 @@ def prepare_logdir(logdir, config, resume):
 
 
 def tensorflow_threads():
-    """The threads TensorFlow's CPU ops (and XLA's) use in this process."""
+    """The threads TensorFlow's CPU ops (and XLA's) use in this process: as
+    set in tf.config, else by $TF_NUM_INTRAOP_THREADS (which tf.config does
+    not report), else one per core this process may run on."""
     return (tf.config.threading.get_intra_op_parallelism_threads() or
+            int(os.environ.get('TF_NUM_INTRAOP_THREADS') or 0) or
             len(os.sched_getaffinity(0)))
 
 
