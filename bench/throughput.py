@@ -12,7 +12,8 @@ Prints, at the paper's batch of 20 for each (stochastic layers, k):
 with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
 float32 matmul rate measured here; then the fused loop's time per step with
 each gradient estimator (--estimators) over the standard one's; then the
-k=5000 evaluation in test images/s, likewise; then (--densities) where the
+k=5000 evaluation in test images/s, likewise, and (--profile) where its
+time goes, XLA operation by operation; then (--densities) where the
 time of 10,000 draws of the 1-layer bound goes: the decoder's matmuls alone,
 with their biases and tanh (biases added plainly, and as a ones @ bias
 matmul), with tfp's Bernoulli log-density, with models.Bernoulli's,
@@ -21,11 +22,18 @@ log_joint on fixed draws, the normal draws, and the whole log_weights; and
 come from this one run.
 """
 
+import collections
+import glob
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# XLA's CPU operations report themselves to the TF profiler (--profile);
+# read when XLA first compiles, and costless while no profile is taken.
+os.environ['XLA_FLAGS'] = ' '.join(filter(None, [
+    os.environ.get('XLA_FLAGS'), '--xla_cpu_enable_xprof_traceme=true']))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
@@ -48,6 +56,8 @@ flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
 flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
                   'estimators to time against standard in the fused loop.')
 flags.DEFINE_bool('densities', True, 'Time the parts of a 10,000-draw bound.')
+flags.DEFINE_bool('profile', True, 'Print where the k=5000 evaluation\'s '
+                  'time goes: each XLA operation\'s share (TF profiler).')
 flags.DEFINE_bool('step_parts', True, 'Time the parts of a training step '
                   'of each config.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
@@ -166,6 +176,52 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
             line += (f', {flops / seconds / 1e9:6.1f} GFLOP/s = '
                      f'{flops / seconds / 1e9 / peak:.0%} of matmul')
         print(line, flush=True)
+
+
+def _self_times(space):
+    """{operation name: seconds} of an XSpace's XLA CPU operations, each
+    without the time of the operations inside it (a while loop's body)."""
+    seconds = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if 'Eigen' not in line.name:  # XLA's worker threads.
+                continue
+            stack = []  # [end, name] of the enclosing events.
+            for event in sorted(line.events,
+                                key=lambda e: (e.offset_ps, -e.duration_ps)):
+                end = event.offset_ps + event.duration_ps
+                while stack and stack[-1][0] <= event.offset_ps:
+                    stack.pop()
+                name = plane.event_metadata[event.metadata_id].name
+                seconds[name] += event.duration_ps * 1e-12
+                if stack:
+                    seconds[stack[-1][1]] -= event.duration_ps * 1e-12
+                stack.append([end, name])
+    return seconds
+
+
+def profile_evaluation(evaluator, x, rows=12):
+    """Prints the XLA operations of the k=5000 evaluation of x by their
+    time per image (summed over XLA's threads): the matmuls, the pixel
+    densities' fusion, the normal draws' fusions, ..."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    logdir = tempfile.mkdtemp()
+    evaluator.log_likelihood(x, 5000)  # Compiled before the profile.
+    tf.profiler.experimental.start(logdir)
+    wall = _timed(lambda: evaluator.log_likelihood(x, 5000))
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    [path] = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
+                       recursive=True)
+    with open(path, 'rb') as f:
+        space.ParseFromString(f.read())
+    seconds = _self_times(space)
+    total = sum(seconds.values())
+    print(f'  where it goes ({wall / len(x) * 1e3:.1f} ms/image wall while '
+          'profiled; XLA threads\' time per image and its share; MatMul '
+          'are the decoder\'s, largest first; Await is waiting):')
+    for name, s in seconds.most_common(rows):
+        print(f'  {name:>40}: {s / len(x) * 1e3:6.2f} ms {s / total:6.1%}')
 
 
 def _kept(bound, grads):
@@ -429,6 +485,8 @@ def main(argv):
             print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
                   f'images/s, {flops / 1e9:.2f} GFLOP/image, '
                   f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul')
+            if FLAGS.profile:
+                profile_evaluation(evaluator, x[:20])
 
     if FLAGS.step_parts:
         for config in FLAGS.configs:

@@ -1,5 +1,5 @@
-"""One XLA compilation cache for the whole test session, and one core for
-each pytest-xdist worker.
+"""One XLA compilation cache for the whole test session, a faster XLA
+back end, and one core for each pytest-xdist worker.
 
 Most of a test's time is XLA compiling the training loop and the
 evaluation of a model that other tests compile too (the same architecture,
@@ -23,6 +23,16 @@ if _FLAG not in os.environ.get('TF_XLA_FLAGS', ''):
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ['TF_XLA_FLAGS'] = ' '.join(filter(None, [
         os.environ.get('TF_XLA_FLAGS'), f'{_FLAG}={_cache}']))
+
+# XLA's LLVM back end at optimization level 0: a test's many small programs
+# compile about a fifth faster (a tiny run: 9.4 s instead of 11.6 on one
+# core). What they compute is the same HLO program, ops in the same order;
+# every run a test compares with another (in this process, a subprocess or
+# a Ray worker) inherits the setting. Users' runs keep XLA's default level.
+_LEVEL = '--xla_backend_optimization_level=0'
+if _LEVEL not in os.environ.get('XLA_FLAGS', ''):
+    os.environ['XLA_FLAGS'] = ' '.join(filter(None, [
+        os.environ.get('XLA_FLAGS'), _LEVEL]))
 
 # Two workers each using every core oversubscribe the machine (TensorFlow
 # and XLA size their thread pools by the cores they may run on): pinned one

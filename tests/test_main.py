@@ -1,7 +1,9 @@
 """main.py end to end on tiny data, and its one-line errors on bad input."""
 
+import contextlib
 import dataclasses
 import glob
+import io
 import json
 import os
 import re
@@ -66,10 +68,13 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         folder = self.get_temp_dir()
         tiny_binarized_mnist(folder)
         logdir = os.path.join(folder, 'run')
-        code, out, err = main_py(
-            '--data_dir', folder, '--epochs', '2', '--eval_samples', '20',
-            '--max_test_examples', '12', '--logdir', logdir, '--eval_train')
-        self.assertEqual(code, 0, err)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):  # In this process.
+            self.assertIsNone(main_error(
+                '--data_dir', folder, '--epochs', '2', '--eval_samples', '20',
+                '--max_test_examples', '12', '--logdir', logdir,
+                '--eval_train'))
+        out = printed.getvalue()
         with open(os.path.join(logdir, 'results.json')) as f:
             results = json.load(f)
         self.assertEqual(results['config']['epochs'], 2)
@@ -126,11 +131,10 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
     def test_batch_larger_than_data(self):
         folder = self.get_temp_dir()
         tiny_binarized_mnist(folder)
-        code, _, err = main_py('--data_dir', folder, '--batch_size', '500',
-                               '--logdir', os.path.join(folder, 'run'))
-        self.assertNotEqual(code, 0)
-        self.assertIn('error: batch_size 500 is larger than the 100', err)
-        self.assertNotIn('Traceback', err)
+        message = main_error('--data_dir', folder, '--batch_size', '500',
+                             '--logdir', os.path.join(folder, 'run'))
+        self.assertStartsWith(message,
+                              'error: batch_size 500 is larger than the 100')
 
 
 class EvaluateCommandTest(tf.test.TestCase):
@@ -149,12 +153,12 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertAllClose(per_image.mean(), trained['test_log_likelihood'],
                             rtol=0, atol=1e-9)
         # The command on the run, with the same settings: the same numbers.
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='3')
-        done = subprocess.run(
-            [sys.executable, '-m', 'iwae_tf.evaluate', logdir, '--data_dir',
-             folder, '--max_test_examples', '12', '--noprogress'],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-        self.assertEqual(done.returncode, 0, done.stderr)
+        from iwae_tf import evaluate  # pylint: disable=g-import-not-at-top
+        evaluate.define_command_flags()
+        command = evaluate._main  # pylint: disable=protected-access
+        self.assertIsNone(in_process(
+            lambda argv: command(['evaluate', logdir]), 'evaluate',
+            '--data_dir', folder, '--max_test_examples', '12'))
         out = os.path.join(logdir, 'evaluation')
         with open(os.path.join(out, 'results.json')) as f:
             again = json.load(f)

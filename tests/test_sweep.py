@@ -75,21 +75,6 @@ class SweepCommandTest(tf.test.TestCase):
                 '--nofigures', '--threads_per_run', '1')
         names = [f'{n}_seed{s}' for n in ('iwae', 'vae') for s in (1, 2)]
 
-        # Uninterrupted, in this process (--jobs 1), the refused run
-        # reported: what the Ray grid below must end with.
-        whole = os.path.join(folder, 'whole')
-        code, stdout, err = sweep_command(*grid, '--out_dir', whole,
-                                          '--jobs', '1')
-        self.assertEqual(code, 1, err)
-        self.assertIn('0 already done, 4 to run in this process, 1 refused',
-                      stdout)
-        self.assertIn('1 of 5 runs failed', err)
-        self.assertNotIn('Traceback', err)
-        rows = {row['name']: row for row in read_csv(
-            os.path.join(whole, 'runs.csv'))}
-        self.assertEqual(rows['bad']['status'], 'failed')
-        self.assertIn('n_samples', rows['bad']['error'])
-
         # On 2 Ray workers, the driver killed with SIGKILL once a run has
         # ended, then started again.
         parts = os.path.join(folder, 'parts')
@@ -114,6 +99,7 @@ class SweepCommandTest(tf.test.TestCase):
                    and not os.path.exists(os.path.join(
                        parts, 'runs', n, 'results.json'))]
         self.assertLess(len(ended), 4)
+        self.assertNotEqual(started, [], 'no run was under way at the kill')
 
         code, stdout, err = sweep_command(*grid, '--jobs', '2', '--out_dir',
                                           parts)
@@ -121,6 +107,8 @@ class SweepCommandTest(tf.test.TestCase):
         self.assertIn(f'{len(ended)} already done, {4 - len(ended)} to run '
                       'on Ray (2 at a time, 1 TensorFlow thread(s) each), 1 '
                       'refused', stdout)
+        self.assertIn('1 of 5 runs failed', err)  # The refused run.
+        self.assertNotIn('Traceback', err)
         records = sweep.read_records(ledger)
         for name in names:  # No run ended twice.
             self.assertLen([r for r in records if r['name'] == name], 1)
@@ -145,19 +133,32 @@ class SweepCommandTest(tf.test.TestCase):
                              (name[-1], '3' if 'iwae' in name else '1'))
         with open(os.path.join(parts, 'runs.md')) as f:
             self.assertIn('| binarized_mnist 1 layer iwae_elbo k=3', f.read())
-        for name in names + ['bad']:  # As the uninterrupted grid's.
+        self.assertEqual(again['bad']['status'], 'failed')
+        self.assertIn('n_samples', again['bad']['error'])
+
+        # The runs the kill interrupted end as they do uninterrupted: in one
+        # process (--jobs 1), the same settings. (The others ran whole.)
+        whole = os.path.join(folder, 'whole')
+        code, stdout, err = sweep_command(
+            *grid, '--jobs', '1', '--out_dir', whole,
+            '--flagfiles', ','.join(sorted({os.path.join(
+                folder, n.split('_')[0] + '.flags') for n in started})),
+            '--seeds', ','.join(sorted({n[-1] for n in started})))
+        self.assertEqual(code, 0, err)
+        self.assertIn('to run in this process', stdout)
+        rows = {row['name']: row for row in read_csv(
+            os.path.join(whole, 'runs.csv'))}
+        for name in started:
             for column in ('status', 'test_log_likelihood', 'active_units',
-                           'final_train_bound', 'error'):
+                           'final_train_bound'):
                 self.assertEqual(again[name][column], rows[name][column],
                                  f'{name} {column}')
-        for name in names:  # The same bits, image by image.
             self.assertAllEqual(*(np.load(os.path.join(
                 out, 'runs', name, 'test_log_likelihoods.npy'))
                 for out in (whole, parts)))
 
     def test_bad_command_lines(self):
         for args, expected in (
-                ((), '--out_dir'),
                 (('--out_dir', 'x'), 'either --flagfiles or --grid'),
                 (('--out_dir', 'x', '--grid', 'dreg', '--seeds', 'a'),
                  'comma-separated list of integers')):
