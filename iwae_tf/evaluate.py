@@ -126,7 +126,8 @@ class Evaluator:
             for c in tf.range(n_chunks):
                 log_w = self.model.log_weights(
                     x, chunk_samples, self._chunk_seed(b, c),
-                    unit_masks if masked else None, y)  # [chunk, batch]
+                    unit_masks if masked else None, y,
+                    grouped_pixels=True)  # [chunk, batch]
                 running = tf.reduce_logsumexp(
                     tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
             return running - math.log(n_samples)
@@ -188,7 +189,8 @@ class Evaluator:
         @tf.function(jit_compile=True)
         def chunk(x, c):
             return self.model.log_weights(x, chunk_samples,
-                                          self._chunk_seed(0, c))
+                                          self._chunk_seed(0, c),
+                                          grouped_pixels=True)
         x = tf.constant(x, tf.float32)
         return np.concatenate([chunk(x, tf.constant(c)).numpy()
                                for c in range(n_samples // chunk_samples)])

@@ -183,6 +183,26 @@ class BernoulliTest(tf.test.TestCase):
         self.assertAllClose(models.Bernoulli(logits=logits).mean(),
                             tf.sigmoid(logits))
 
+    def test_summed_in_groups_is_the_sum_of_log_probs(self):
+        rng = np.random.default_rng(1)
+        for n_pixels in (784, 5, 17, 48):  # Groups of 16, 5, 1, 16 pixels.
+            logits = rng.normal(scale=10, size=(3, 40, n_pixels))
+            logits[0, 0, :3] = (-90, 0, 90)  # Far out and at 0.
+            x = (rng.uniform(size=(40, n_pixels)) < 0.5).astype(np.float32)
+            z = (2 * x - 1) * logits  # In float64: the exact sum.
+            exact = np.sum(np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))),
+                           -1)
+            pixels = models.Bernoulli(logits=tf.constant(logits, tf.float32))
+            grouped = pixels.summed_log_prob(x).numpy()
+            each = tf.reduce_sum(pixels.log_prob(x), -1).numpy()
+            self.assertEqual(grouped.shape, (3, 40))
+            # Within float32 rounding of a sum of this size, and no further
+            # from the exact sum than the per-pixel one.
+            bound = 4e-7 * np.sum(np.abs(z), -1).max() + 1e-5
+            self.assertLess(np.abs(grouped - exact).max(), bound, n_pixels)
+            self.assertLess(np.abs(grouped - exact).mean(),
+                            2 * np.abs(each - exact).mean() + 1e-6, n_pixels)
+
 
 class ConditionalTest(tf.test.TestCase, parameterized.TestCase):
 
