@@ -12,8 +12,9 @@ Prints, at the paper's batch of 20 for each (stochastic layers, k):
 with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
 float32 matmul rate measured here; then the fused loop's time per step with
 each gradient estimator (--estimators) over the standard one's; then the
-k=5000 evaluation in test images/s, likewise, and (--profile) where its
-time goes, XLA operation by operation; then (--densities) where the
+k=5000 evaluation in test images/s, likewise; (--profile) where the time
+of each fused loop and of the evaluation goes, XLA operation by operation;
+then (--densities) where the
 time of 10,000 draws of the 1-layer bound goes: the decoder's matmuls alone,
 with their biases and tanh (biases added plainly, and as a ones @ bias
 matmul), with tfp's Bernoulli log-density, with models.Bernoulli's,
@@ -56,8 +57,9 @@ flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
 flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
                   'estimators to time against standard in the fused loop.')
 flags.DEFINE_bool('densities', True, 'Time the parts of a 10,000-draw bound.')
-flags.DEFINE_bool('profile', True, 'Print where the k=5000 evaluation\'s '
-                  'time goes: each XLA operation\'s share (TF profiler).')
+flags.DEFINE_bool('profile', True, 'Print where the time of the fused '
+                  'training and of the k=5000 evaluation goes: each XLA '
+                  'operation\'s share (TF profiler).')
 flags.DEFINE_bool('step_parts', True, 'Time the parts of a training step '
                   'of each config.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
@@ -200,15 +202,15 @@ def _self_times(space):
     return seconds
 
 
-def profile_evaluation(evaluator, x, rows=12):
-    """Prints the XLA operations of the k=5000 evaluation of x by their
-    time per image (summed over XLA's threads): the matmuls, the pixel
-    densities' fusion, the normal draws' fusions, ..."""
+def print_profile(title, fn, count, unit, rows=12):
+    """Runs fn once under TensorFlow's profiler and prints its XLA
+    operations by their time per unit (count units in one call), summed
+    over XLA's threads, largest first: the matmuls, the pixel densities'
+    fusions, the normal draws' fusions, ..."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     logdir = tempfile.mkdtemp()
-    evaluator.log_likelihood(x, 5000)  # Compiled before the profile.
     tf.profiler.experimental.start(logdir)
-    wall = _timed(lambda: evaluator.log_likelihood(x, 5000))
+    wall = _timed(fn)
     tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
     [path] = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
@@ -217,11 +219,19 @@ def profile_evaluation(evaluator, x, rows=12):
         space.ParseFromString(f.read())
     seconds = _self_times(space)
     total = sum(seconds.values())
-    print(f'  where it goes ({wall / len(x) * 1e3:.1f} ms/image wall while '
-          'profiled; XLA threads\' time per image and its share; MatMul '
-          'are the decoder\'s, largest first; Await is waiting):')
+    print(f'{title}: where it goes ({wall / count * 1e3:.2f} ms/{unit} '
+          f'wall while profiled; XLA threads\' time per {unit} and its '
+          'share; MatMul and dot are matmuls; Await is waiting):')
     for name, s in seconds.most_common(rows):
-        print(f'  {name:>40}: {s / len(x) * 1e3:6.2f} ms {s / total:6.1%}')
+        print(f'  {name:>40}: {s / count * 1e3:6.2f} ms {s / total:6.1%}')
+    matmuls = sum(s for name, s in seconds.items()
+                  if name.startswith(('MatMul', 'dot')))
+    waiting = sum(s for name, s in seconds.items() if 'Await' in name)
+    print(f'  {"all matmuls":>40}: {matmuls / count * 1e3:6.2f} ms '
+          f'{matmuls / total:6.1%}\n'
+          f'  {"all else but waiting":>40}: '
+          f'{(total - matmuls - waiting) / count * 1e3:6.2f} ms '
+          f'{(total - matmuls - waiting) / total:6.1%}')
 
 
 def _kept(bound, grads):
@@ -298,8 +308,9 @@ def _batch_indices(dataset):
     return order[:FLAGS.steps * BATCH].reshape(FLAGS.steps, BATCH)
 
 
-def fused_rate(dataset, config):
-    """examples/s of the training loop's fused XLA block for config."""
+def fused_rate(dataset, config, profile=False):
+    """examples/s of the training loop's fused XLA block for config (and
+    its profile printed, if profile)."""
     indices = _batch_indices(dataset)
     x_train = tf.constant(dataset.train)
     model = train.make_model(config, dataset)
@@ -320,6 +331,10 @@ def fused_rate(dataset, config):
         for c, idx in enumerate(calls):
             block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
     rate = FLAGS.steps * BATCH / min(_timed(run) for _ in range(2))
+    if profile:
+        print_profile(f'fused training, {config.stochastic_layers} '
+                      f'layer(s), k={config.n_samples}', run,
+                      len(calls) * per_call, 'step')
     return rate, model
 
 
@@ -327,7 +342,7 @@ def time_tf_variants(dataset, layers, k):
     """examples/s of the fused loop, one step per call, and XLA per call."""
     config = Config(stochastic_layers=layers, n_samples=k)
     results = {}
-    results['fused'], model = fused_rate(dataset, config)
+    results['fused'], model = fused_rate(dataset, config, FLAGS.profile)
     indices = _batch_indices(dataset)
     for variant in ('step', 'xla1'):
         model = train.make_model(config, dataset)
@@ -486,7 +501,10 @@ def main(argv):
                   f'images/s, {flops / 1e9:.2f} GFLOP/image, '
                   f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul')
             if FLAGS.profile:
-                profile_evaluation(evaluator, x[:20])
+                print_profile(  # Compiled for x already.
+                    f'k=5000 evaluation, {layers} layer(s)',
+                    lambda: evaluator.log_likelihood(x, 5000), len(x),
+                    'image')
 
     if FLAGS.step_parts:
         for config in FLAGS.configs:
