@@ -59,6 +59,20 @@ def whole_small_run():
     return run(SMALL, os.path.join(tempfile.mkdtemp(), 'whole'))
 
 
+@functools.lru_cache(maxsize=None)
+def _stopped_mid_epoch():
+    """A SMALL run stopped at the block boundary after step 8 of 10 in
+    epoch 1 (once per test process; tests resume copies of it)."""
+    logdir = os.path.join(tempfile.mkdtemp(), 'parts')
+    run(SMALL, logdir, stop_after_steps=7)
+    return logdir
+
+
+def stopped_mid_epoch(folder):
+    """A copy of _stopped_mid_epoch's logdir in folder."""
+    return shutil.copytree(_stopped_mid_epoch(), os.path.join(folder, 'parts'))
+
+
 def rewrite_checkpoint(logdir, number, epoch_bound=None):
     """Replaces a SMALL run's checkpoints by its latest one as older
     versions wrote it: model, optimizer and step, then epoch_bound with
@@ -143,13 +157,10 @@ class TrainTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(logdir, 'config.json')))
 
     def test_resume_mid_epoch_is_exact(self):
-        logdir = self.get_temp_dir()
         whole = whole_small_run()
-        # Stops at the block boundary after step 8 of 10 in epoch 1.
-        run(SMALL, os.path.join(logdir, 'parts'), stop_after_steps=7)
+        parts = stopped_mid_epoch(self.get_temp_dir())
         lines = []
-        resumed = run(SMALL, os.path.join(logdir, 'parts'), resume=True,
-                      log=lines.append)
+        resumed = run(SMALL, parts, resume=True, log=lines.append)
         self.assertFalse([line for line in lines if 'thread' in line])
         for a, b in zip(whole.model.trainable_variables,
                         resumed.model.trainable_variables):
@@ -157,7 +168,7 @@ class TrainTest(tf.test.TestCase):
         # The resumed epoch's bound is the mean over all of its steps.
         self.assertEqual(resumed.final_train_bound, whole.final_train_bound)
         # A finished run resumed trains no more and keeps its last bound.
-        again = run(SMALL, os.path.join(logdir, 'parts'), resume=True)
+        again = run(SMALL, parts, resume=True)
         self.assertEqual(again.final_train_bound, whole.final_train_bound)
 
     def test_resume_with_other_threads_warns(self):
@@ -207,10 +218,8 @@ class TrainTest(tf.test.TestCase):
 
     def test_resume_from_a_checkpoint_without_the_epoch_bound(self):
         # Checkpoints of older versions hold model, optimizer and step only.
-        logdir = self.get_temp_dir()
         whole = whole_small_run()
-        parts = os.path.join(logdir, 'parts')
-        run(SMALL, parts, stop_after_steps=7)
+        parts = stopped_mid_epoch(self.get_temp_dir())
         rewrite_checkpoint(parts, 8)
         lines = []
         resumed = run(SMALL, parts, resume=True, log=lines.append)
