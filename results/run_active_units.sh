@@ -4,7 +4,8 @@
 # (taskset, nice 15: interactive work comes first; pause both with
 # `pkill -STOP -f 'sweep --grid active_units_init'`, go on with -CONT).
 # Start or resume:
-#   git worktree add --detach ~/iwae-runs/code   # once: a fixed checkout
+#   git worktree add --detach ~/iwae-runs/code 4c1688c  # once: the study's
+#                                    # checkout, the same for all 40 runs
 #   bash results/run_active_units.sh [CHECKOUT]   # default ~/iwae-runs/code
 # On a new machine the runs already committed to results/ count as done:
 # their ledger lines seed the grid's. Each unfinished run resumes from its
