@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The paper's fixed-binarization rows (appendix D) on the full schedule,
 # one run per core, niced so interactive work comes first. Start or resume:
-#   git worktree add --detach ~/iwae-runs/code   # once: a fixed checkout
-#   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code
+#   git worktree add --detach ~/iwae-runs/code-full   # once: a fixed checkout
+#   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code-full
 # Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist;
 # commit their results.json, figures and final weights to results/ as they
 # finish (not their checkpoints).
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty).
-repo=${1:-$HOME/iwae-runs/code}
+repo=${1:-$HOME/iwae-runs/code-full}
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 out=~/iwae-runs/table1_binarized_mnist
