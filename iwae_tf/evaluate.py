@@ -268,8 +268,7 @@ def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
 
 def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
                    train_set=False, log=print, progress=False,
-                   evaluator=None, chunk_samples=1000, batch_size=10,
-                   batches_per_call=10):
+                   evaluator=None, **sizes):
     """The post-run evaluation of main.py and the tasks.
 
     Args:
@@ -283,8 +282,9 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         progress: show progress bars.
         evaluator: an Evaluator of model with this seed to use (and its
             compiled functions), instead of a new one.
-        chunk_samples, batch_size, batches_per_call: the log-likelihood
-            estimate's sizes (see Evaluator.log_likelihood).
+        **sizes: chunk_samples, batch_size, batches_per_call of the
+            log-likelihood estimate (see Evaluator.log_likelihood, whose
+            defaults they keep when not given).
 
     Returns:
         dict with test_log_likelihood, test_images_per_second, active_units
@@ -296,8 +296,7 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     """
     evaluator = evaluator or Evaluator(model, seed=seed)
     conditional = bool(model.n_classes)
-    sizes = dict(chunk_samples=chunk_samples, batch_size=batch_size,
-                 batches_per_call=batches_per_call, progress=progress)
+    sizes = dict(sizes, progress=progress)
     test_labels = dataset.test_labels if conditional else None
     given = ' log p(x|y)' if conditional else ''
     t0 = time.time()
