@@ -57,6 +57,19 @@ def workers_gone(timeout=60):
     return False
 
 
+def training(out_dir, names, steps=40):
+    """The runs whose newest checkpoint is before their last step: their
+    training, and then their evaluation's compilation, are still to come
+    (a run's checkpoints are numbered by step)."""
+    under_way = []
+    for name in names:
+        path = tf.train.latest_checkpoint(
+            os.path.join(out_dir, 'runs', name, 'checkpoints'))
+        if path and int(path.rsplit('-', 1)[1]) < steps:
+            under_way.append(name)
+    return under_way
+
+
 class SweepCommandTest(tf.test.TestCase):
 
     def test_grid_on_two_workers_killed_and_run_again(self):
@@ -76,13 +89,14 @@ class SweepCommandTest(tf.test.TestCase):
         names = [f'{n}_seed{s}' for n in ('iwae', 'vae') for s in (1, 2)]
 
         # On 2 Ray workers, the driver killed with SIGKILL once a run has
-        # ended, then started again.
+        # ended and another is still training, then started again.
         parts = os.path.join(folder, 'parts')
         ledger = os.path.join(parts, sweep.LEDGER)
         driver = sweep_command(*grid, '--jobs', '2', '--out_dir', parts,
                                wait=False)
-        while not any(r['status'] == 'done'
-                      for r in sweep.read_records(ledger)):
+        while not (any(r['status'] == 'done'
+                       for r in sweep.read_records(ledger))
+                   and training(parts, names)):
             self.assertIsNone(driver.poll(), 'the grid ended unkilled')
             time.sleep(0.2)
         os.kill(driver.pid, signal.SIGKILL)
