@@ -14,15 +14,12 @@ import tempfile
 
 import tensorflow as tf
 
+from iwae_tf.errors import TrainingError  # Raised here; callers catch it.
+
 CHECKPOINT_DIR = 'checkpoints'
 STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 CONFIG_FILE = 'config.json'
 THREADS_FILE = 'threads.json'  # The TensorFlow threads a run started with.
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a non-finite loss, a mismatched resume, a
-    checkpoint that cannot be read or written)."""
 
 
 def _first_line(error):

@@ -13,7 +13,7 @@ from absl import flags
 from absl import logging
 
 from iwae_tf import data
-from iwae_tf import train
+from iwae_tf import errors
 from iwae_tf.config import Config
 
 FLAGS = flags.FLAGS
@@ -108,5 +108,5 @@ def exit_on_error(fn):
     logging.set_verbosity(logging.WARNING)  # TF's info lines drown ours.
     try:
         return fn()
-    except (data.DataError, train.TrainingError, ValueError, OSError) as e:
+    except (data.DataError, errors.TrainingError, ValueError, OSError) as e:
         sys.exit(f'error: {e}')

@@ -17,9 +17,8 @@ in a sweep. Metadata keys:
 import dataclasses
 import os
 
+from iwae_tf import choices
 from iwae_tf import data
-from iwae_tf import models
-from iwae_tf import objectives
 
 PAPER_STAGES = 8  # i = 0..7
 PAPER_EPOCHS = sum(3**i for i in range(PAPER_STAGES))  # 3,280
@@ -57,12 +56,12 @@ class Config:
     # Model and objective.
     objective: str = _field(
         'iwae_elbo', 'vae_elbo (mean of log-weights) or iwae_elbo (L_k).',
-        identity=True, choices=tuple(objectives.OBJECTIVES))
+        identity=True, choices=choices.OBJECTIVES)
     n_samples: int = _field(5, 'k, importance samples per example.',
                             identity=True, lower_bound=1)
     stochastic_layers: int = _field(
         1, '1 or 2 stochastic layers.', identity=True,
-        choices=tuple(models.ARCHITECTURES))
+        choices=tuple(choices.ARCHITECTURES))
     latent_units: tuple = _field(
         None, 'Units per stochastic layer, bottom first, e.g. 2 or 4,2 '
         '(small studies); default: the paper\'s 50, or 100,50.',
@@ -71,7 +70,7 @@ class Config:
         'standard', 'Encoder gradient: standard, dreg (doubly '
         'reparameterized, Tucker et al. 2018; iwae_elbo) or stl (sticking '
         'the landing, Roeder et al. 2017).', identity=True,
-        choices=objectives.ESTIMATORS)
+        choices=choices.ESTIMATORS)
     conditional: bool = _field(
         False, 'Model p(x|y): the one-hot label is an input of the encoder '
         'and decoder. Needs a labelled dataset (--dataset mnist).',
@@ -79,10 +78,10 @@ class Config:
     prior: str = _field(
         'standard', 'Prior of the top layer: standard N(0, I), or '
         'conditional: a learned p(h|y) (with --conditional).', identity=True,
-        choices=models.PRIORS)
+        choices=choices.PRIORS)
     init: str = _field('paper', 'Weight initialisation; paper = the '
                        'authors\' code (= xavier_uniform).', identity=True,
-                       choices=tuple(models.INITIALIZERS))
+                       choices=tuple(choices.INITIALIZERS))
     # Training.
     epochs: int = _field(-1, 'Epochs; -1 runs the paper\'s schedule (3,280 '
                          'epochs). A short run follows the same schedule.',
@@ -172,7 +171,7 @@ class Config:
                              'iwae_elbo (stl works with vae_elbo)')
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')
-        models.check_prior(self.prior, int(self.conditional))
+        choices.check_prior(self.prior, int(self.conditional))
 
     @property
     def total_epochs(self):

@@ -23,58 +23,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from iwae_tf import choices
+
 tfd = tfp.distributions
-
-# Units of each stochastic layer, bottom (nearest x) first, and the
-# deterministic hidden units between them, bottom first, for q; p mirrors them.
-ARCHITECTURES = {
-    1: dict(latent_units=(50,), hidden_units=((200, 200),)),
-    2: dict(latent_units=(100, 50), hidden_units=((200, 200), (100, 100))),
-}
-
-# 'paper' is the authors' code: uniform on +-sqrt(6 / (fan_in + fan_out))
-# (Glorot & Bengio 2010), zero biases; the same as 'xavier_uniform'. The
-# normal variants are untruncated, as in the papers that define them.
-INITIALIZERS = {
-    'paper': dict(scale=1.0, mode='fan_avg', distribution='uniform'),
-    'xavier_uniform': dict(scale=1.0, mode='fan_avg', distribution='uniform'),
-    'xavier_normal': dict(scale=1.0, mode='fan_avg',
-                          distribution='untruncated_normal'),
-    'he_uniform': dict(scale=2.0, mode='fan_in', distribution='uniform'),
-    'he_normal': dict(scale=2.0, mode='fan_in',
-                      distribution='untruncated_normal'),
-}
-
-# The prior over the top stochastic layer: N(0, I), or a learned p(h|y) of a
-# conditional model.
-PRIORS = ('standard', 'conditional')
 
 # Pixel means are clipped to this before taking the logit for the output bias.
 _BIAS_CLIP = 1e-3
-
-
-def check_init(init):
-    """Raises ValueError unless `init` names an entry of INITIALIZERS."""
-    if init not in INITIALIZERS:
-        raise ValueError(f'unknown init {init!r}: choose one of '
-                         f'{", ".join(INITIALIZERS)}')
-
-
-def check_stochastic_layers(stochastic_layers):
-    """Raises ValueError unless the architecture exists."""
-    if stochastic_layers not in ARCHITECTURES:
-        raise ValueError(f'stochastic_layers must be one of '
-                         f'{sorted(ARCHITECTURES)}, got {stochastic_layers}')
-
-
-def check_prior(prior, n_classes):
-    """Raises ValueError unless the prior exists and fits the model."""
-    if prior not in PRIORS:
-        raise ValueError(f'unknown prior {prior!r}: choose one of '
-                         f'{", ".join(PRIORS)}')
-    if prior == 'conditional' and not n_classes:
-        raise ValueError('prior conditional is p(h|y): it needs a '
-                         'conditional model (--conditional)')
 
 
 def output_bias_from_pixel_means(pixel_means):
@@ -94,8 +48,8 @@ class _InitSeeds:
     """Hands out a new integer seed for each initializer, from one run seed."""
 
     def __init__(self, init, seed):
-        check_init(init)
-        self._config = INITIALIZERS[init]
+        choices.check_init(init)
+        self._config = choices.INITIALIZERS[init]
         self._next = seed * 1000
 
     def kernel(self):
@@ -324,7 +278,7 @@ class IWAEModel(keras.Model):
         Args:
             stochastic_layers: 1 or 2.
             n_pixels: int, the data dimension.
-            init: a key of INITIALIZERS.
+            init: a key of choices.INITIALIZERS.
             output_bias: float array [n_pixels] or None (zeros); use
                 output_bias_from_pixel_means(training pixel means).
             seed: int; the initial weights are a function of it.
@@ -334,12 +288,12 @@ class IWAEModel(keras.Model):
                 below each stochastic layer in q, bottom first (p mirrors).
             n_classes: 0 for p(x); else the number of labels of a
                 conditional model p(x|y).
-            prior: a name in PRIORS; 'conditional' needs n_classes > 0.
+            prior: a name in choices.PRIORS; 'conditional' needs n_classes > 0.
         """
         super().__init__(**kwargs)
-        check_stochastic_layers(stochastic_layers)
-        check_prior(prior, n_classes)
-        arch = ARCHITECTURES[stochastic_layers]
+        choices.check_stochastic_layers(stochastic_layers)
+        choices.check_prior(prior, n_classes)
+        arch = choices.ARCHITECTURES[stochastic_layers]
         self.stochastic_layers = stochastic_layers
         self.n_pixels = n_pixels
         self.n_classes = n_classes

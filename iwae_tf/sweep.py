@@ -21,6 +21,10 @@ examples per second. A worker that dies is retried and its run resumes from
 its last checkpoint; a run that fails on bad input is recorded with its
 one-line error and the others go on. --shard i/n splits a grid over SLURM
 array jobs (merge their runs.jsonl after).
+
+The driver builds, checks and records the runs without TensorFlow: only the
+process that trains a run imports it (pipeline, below), so Ray's workers
+import it while the driver starts them, not after the driver did.
 """
 
 import collections
@@ -33,10 +37,9 @@ import time
 
 from absl import flags
 
-from iwae_tf import checkpoints
 from iwae_tf import cli
 from iwae_tf import data
-from iwae_tf import pipeline
+from iwae_tf import errors
 from iwae_tf.config import Config
 
 FLAGS = flags.FLAGS
@@ -53,7 +56,7 @@ ACTIVE_UNITS_INITS = ('xavier_normal', 'xavier_uniform', 'he_normal',
 ACTIVE_UNITS_SEEDS = (135, 630, 924, 10, 32)
 ACTIVE_UNITS_EPOCHS = 80
 # Errors of bad input: the run is recorded as failed, the others go on.
-_INPUT_ERRORS = (data.DataError, checkpoints.TrainingError, ValueError,
+_INPUT_ERRORS = (data.DataError, errors.TrainingError, ValueError,
                  OSError)
 
 
@@ -185,6 +188,7 @@ _DATASET_CACHE = {}
 
 def _dataset(config, data_seed):
     """The run's data, kept for the next run of the same worker."""
+    from iwae_tf import pipeline  # pylint: disable=g-import-not-at-top
     key = (config.dataset, config.data_dir, config.download,
            config.max_train_examples, config.max_test_examples, data_seed)
     if key not in _DATASET_CACHE:
@@ -193,10 +197,9 @@ def _dataset(config, data_seed):
     return _DATASET_CACHE[key]
 
 
-def _results_of_finished_run(config, logdir):
-    """The results.json of a run in logdir that ended with this config (a
+def _results_of_finished_run(config, path):
+    """The results file at path of a run that ended with this config (a
     driver killed between a run's end and its record), else None."""
-    path = os.path.join(logdir, pipeline.RESULTS_FILE)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -232,13 +235,15 @@ def run_one(run, logdir, prune=False):
     record = dict(name=run.name, logdir=logdir, settings=run.settings())
     if run.error:  # Settings refused: nothing to run.
         return dict(record, status='failed', error=run.error)
+    from iwae_tf import pipeline  # pylint: disable=g-import-not-at-top
     os.makedirs(logdir, exist_ok=True)
     with open(os.path.join(logdir, LOG_FILE), 'a') as log_file:
         def log(line):
             log_file.write(line + '\n')
             log_file.flush()
         try:
-            results = _results_of_finished_run(run.config, logdir)
+            results = _results_of_finished_run(
+                run.config, os.path.join(logdir, pipeline.RESULTS_FILE))
             if results is None:
                 results = pipeline.run(
                     run.config, logdir, resume=True,

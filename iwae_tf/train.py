@@ -23,7 +23,7 @@ from iwae_tf import models
 from iwae_tf import monitor
 from iwae_tf import objectives
 from iwae_tf import plots
-from iwae_tf.checkpoints import TrainingError
+from iwae_tf.errors import TrainingError
 from iwae_tf.config import PAPER_EPOCHS
 from iwae_tf.config import PAPER_STAGES
 
@@ -108,7 +108,7 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
         n_samples: int, k.
         seed: int Tensor [2], a stateless seed.
         objective: a name in objectives.OBJECTIVES.
-        estimator: a name in objectives.ESTIMATORS.
+        estimator: a name in choices.ESTIMATORS.
         y: float Tensor [batch, n_classes], one-hot labels of a conditional
             model; None otherwise.
 

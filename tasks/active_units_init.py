@@ -27,8 +27,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import scipy.stats
 
+from iwae_tf import choices
 from iwae_tf import evaluate
-from iwae_tf import models
 from iwae_tf import objectives
 from iwae_tf import plots
 from iwae_tf import sweep
@@ -63,7 +63,7 @@ def grid_from_flags():
     """The sweep.Runs of the grid, seed by seed."""
     pairs = parse_objectives(FLAGS.objectives)
     for init in FLAGS.inits:
-        models.check_init(init)
+        choices.check_init(init)
     return sweep.active_units_runs(
         dataclasses.asdict(common.config_for()), common.seeds_from_flags(),
         pairs, FLAGS.inits, data_seed=FLAGS.seed)

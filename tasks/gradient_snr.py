@@ -32,7 +32,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from iwae_tf import objectives
+from iwae_tf import choices
 from iwae_tf import plots
 from iwae_tf import sweep
 from iwae_tf import train
@@ -40,7 +40,7 @@ from tasks import common
 
 flags.DEFINE_list('snr_samples', ['1', '5', '50', '500'],
                   'Values of k at which the SNR is measured.')
-flags.DEFINE_list('estimators', list(objectives.ESTIMATORS),
+flags.DEFINE_list('estimators', list(choices.ESTIMATORS),
                   'Gradient estimators to compare.')
 flags.DEFINE_integer('n_draws', 100, 'Gradient draws per point, k and '
                      'estimator.', lower_bound=2)
@@ -48,8 +48,8 @@ flags.register_validator(
     'snr_samples', lambda v: all(s.isdigit() and int(s) > 0 for s in v),
     message='--snr_samples must be a comma-separated list of k >= 1')
 flags.register_validator(
-    'estimators', lambda v: set(v) <= set(objectives.ESTIMATORS),
-    message=f'--estimators must be among {", ".join(objectives.ESTIMATORS)}')
+    'estimators', lambda v: set(v) <= set(choices.ESTIMATORS),
+    message=f'--estimators must be among {", ".join(choices.ESTIMATORS)}')
 FLAGS = flags.FLAGS
 
 
@@ -62,7 +62,7 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
         model: IWAEModel.
         x: float Tensor [batch, n_pixels], the fixed minibatch.
         n_samples: int, k.
-        estimator: a name in objectives.ESTIMATORS.
+        estimator: a name in choices.ESTIMATORS.
         n_draws: int.
         seed: int; draw i uses the stateless seed (seed, i).
 
