@@ -355,6 +355,24 @@ def _cores():
     return len(os.sched_getaffinity(0))
 
 
+def _outcome(record):
+    """A run's line in the progress log: its figures, or its error."""
+    if record['status'] != 'done':
+        return f'{record["name"]}: FAILED: {record["error"]}'
+    return (f'{record["name"]}: test log-likelihood '
+            f'{record["test_log_likelihood"]:.2f}, active units '
+            f'{record["active_units"]}, {_duration(record["wall_time_s"])}')
+
+
+def _time_left(wall_times, left, workers, elapsed, ended):
+    """Seconds until the runs left have ended: `workers` at a time, each
+    taking the mean wall time of the runs that ended (else the pace so
+    far: no run ended well)."""
+    if wall_times:
+        return sum(wall_times) / len(wall_times) * left / workers
+    return elapsed / ended * left
+
+
 def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
              ray_address=None, retries=3, shard=(0, 1), prune=False,
              reuse_from=None, log=print):
@@ -422,24 +440,21 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
         failed[run.name] = run_one(run, logdir_of(out_dir, run))
         append_record(path, failed[run.name])
         log(f'{run.name}: FAILED: {run.error}')
-    start, ended = time.time(), 0
+    start, ended, wall_times = time.time(), 0, []
     for record in records:
         ended += 1
         append_record(path, record)
         if record['status'] == 'done':
             done[record_key(record['settings'], record['name'])] = record
+            wall_times.append(record['wall_time_s'])
         else:
             failed[record['name']] = record
         left = len(todo) - ended
         running = min(left, workers or 1)
-        eta = (time.time() - start) / ended * left
+        eta = _time_left(wall_times, left, workers or 1, time.time() - start,
+                         ended)
         log(f'[{ended}/{len(todo)} done, {running} running, '
-            f'{left - running} waiting] {record["name"]}: '
-            + (f'test log-likelihood {record["test_log_likelihood"]:.2f}, '
-               f'active units {record["active_units"]}, '
-               f'{_duration(record["wall_time_s"])}'
-               if record['status'] == 'done' else
-               f'FAILED: {record["error"]}')
+            f'{left - running} waiting] {_outcome(record)}'
             + (f'; about {_duration(eta)} left' if left else ''))
     ended_records = []
     for run in mine:

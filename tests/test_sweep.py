@@ -184,6 +184,12 @@ class SweepCommandTest(tf.test.TestCase):
 
 class GridTest(tf.test.TestCase):
 
+    def test_time_left(self):
+        # 3 runs left on 2 workers, runs of 22 s on average: 1.5 rounds.
+        self.assertEqual(sweep._time_left([20, 24], 3, 2, 40, 2), 33)
+        # Only failed runs so far: the pace of the grid (10 s per run).
+        self.assertEqual(sweep._time_left([], 3, 2, 20, 2), 30)
+
     def test_flagfile_settings_and_overrides(self):
         runs = sweep.flagfile_runs(
             [os.path.join(sweep.FLAGS_DIR, 'omniglot_2layer_vae_k50.flags')],
