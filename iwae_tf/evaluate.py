@@ -116,21 +116,26 @@ class Evaluator:
                          batch * 100003 + chunk])
 
     def _log_likelihood_fn(self, n_samples, chunk_samples, masked):
+        """The compiled estimate for each variant of the model: masked[v]
+        says whether variant v has unit masks (else: the whole model).
+        The variants share each chunk's draws."""
         key = ('ll', n_samples, chunk_samples, masked)
         if key in self._compiled:
             return self._compiled[key]
         n_chunks = n_samples // chunk_samples
 
-        def one_batch(x, y, b, unit_masks):
-            running = tf.fill([tf.shape(x)[0]], -np.inf)  # log sum of w
+        def one_batch(x, y, b, mask_sets):
+            # Log sum of the weights so far, [variants, batch].
+            running = tf.fill([len(masked), tf.shape(x)[0]], -np.inf)
             for c in tf.range(n_chunks):
-                log_w = self.model.log_weights(
-                    x, chunk_samples, self._chunk_seed(b, c),
-                    unit_masks if masked else None, y,
-                    grouped_pixels=True)  # [chunk, batch]
-                running = tf.reduce_logsumexp(
-                    tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
-            return running - math.log(n_samples)
+                seed = self._chunk_seed(b, c)
+                noise = self.model.draw_noise(chunk_samples, x.shape[0], seed)
+                chunk = tf.stack([tf.reduce_logsumexp(self.model.log_weights(
+                    x, chunk_samples, seed, masks if is_masked else None, y,
+                    grouped_pixels=True, noise=noise), 0)  # Of log_w [k, batch].
+                    for masks, is_masked in zip(mask_sets, masked)])
+                running = tf.reduce_logsumexp(tf.stack([running, chunk]), 0)
+            return tf.transpose(running) - math.log(n_samples)
 
         fn = _compiled_over_batches(one_batch)
         self._compiled[key] = fn
@@ -156,15 +161,33 @@ class Evaluator:
         Returns:
             float64 array [n].
         """
+        return self.log_likelihoods(
+            x, [unit_masks], n_samples, chunk_samples, batch_size,
+            batches_per_call, progress, labels)[:, 0]
+
+    def log_likelihoods(self, x, mask_sets, n_samples=5000,
+                        chunk_samples=1000, batch_size=10, batches_per_call=10,
+                        progress=False, labels=None):
+        """log_likelihood for several variants of the model in one pass:
+        each entry of mask_sets is None (the whole model) or unit masks
+        (see log_likelihood). Every variant sees the same draws, which are
+        drawn once, as is the encoder's pass, and each estimate equals its
+        own log_likelihood's.
+
+        Returns:
+            float64 array [n, len(mask_sets)].
+        """
         if n_samples < 1:
             raise ValueError(f'eval_samples must be >= 1, got {n_samples}')
         chunk = _largest_divisor_at_most(n_samples, chunk_samples)
-        fn = self._log_likelihood_fn(n_samples, chunk, unit_masks is not None)
-        masks = ([tf.constant(m, tf.float32) for m in unit_masks]
-                 if unit_masks is not None else
-                 [tf.ones([u]) for u in self.model.latent_units])
-        return _map_batches(lambda xb, yb, first: fn(xb, yb, first, masks), x,
-                            batch_size, batches_per_call, progress,
+        masked = tuple(m is not None for m in mask_sets)
+        fn = self._log_likelihood_fn(n_samples, chunk, masked)
+        tensors = tuple(
+            [tf.constant(m, tf.float32) for m in masks] if masks is not None
+            else [tf.ones([u]) for u in self.model.latent_units]
+            for masks in mask_sets)
+        return _map_batches(lambda xb, yb, first: fn(xb, yb, first, tensors),
+                            x, batch_size, batches_per_call, progress,
                             self._one_hot(labels)).astype(np.float64)
 
     def _one_hot(self, labels):
@@ -173,7 +196,8 @@ class Evaluator:
         self.model.check_label(labels)
         return data.one_hot(labels, self.model.n_classes)
 
-    def log_weights_in_chunks(self, x, n_samples, chunk_samples):
+    def log_weights_in_chunks(self, x, n_samples, chunk_samples,
+                              unit_masks=None):
         """The log-weights log_likelihood draws for one batch (for tests).
 
         Compiled like log_likelihood: stateless draws under XLA differ from
@@ -181,15 +205,19 @@ class Evaluator:
 
         Args:
             x: float array [batch, n_pixels].
+            unit_masks: see log_likelihood.
 
         Returns:
             float array [n_samples, batch]: chunk c holds rows
             c*chunk_samples ... (c+1)*chunk_samples - 1.
         """
+        masks = None if unit_masks is None else [
+            tf.constant(m, tf.float32) for m in unit_masks]
+
         @tf.function(jit_compile=True)
         def chunk(x, c):
             return self.model.log_weights(x, chunk_samples,
-                                          self._chunk_seed(0, c),
+                                          self._chunk_seed(0, c), masks,
                                           grouped_pixels=True)
         x = tf.constant(x, tf.float32)
         return np.concatenate([chunk(x, tf.constant(c)).numpy()
@@ -287,7 +315,8 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
             defaults they keep when not given).
 
     Returns:
-        dict with test_log_likelihood, test_images_per_second, active_units
+        dict with test_log_likelihood, test_images_per_second (of the
+        pass over the test set, which with prune estimates both), active_units
         (per layer), unit_activities (per layer, lists of floats), and
         pruned_test_log_likelihood / train_log_likelihood when asked for;
         and test_log_likelihoods, the per-image estimates (float64 array
@@ -299,23 +328,24 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     sizes = dict(sizes, progress=progress)
     test_labels = dataset.test_labels if conditional else None
     given = ' log p(x|y)' if conditional else ''
+    activities = evaluator.unit_activities(dataset.test, labels=test_labels)
+    # The plain and the pruned estimate in one pass (shared draws).
+    mask_sets = [None] + ([active_unit_masks(activities)] if prune else [])
     t0 = time.time()
-    per_image = evaluator.log_likelihood(dataset.test, n_samples,
-                                         labels=test_labels, **sizes)
+    estimates = evaluator.log_likelihoods(dataset.test, mask_sets, n_samples,
+                                          labels=test_labels, **sizes)
+    per_image = estimates[:, 0]
     test_ll = per_image.mean()
     results = dict(test_log_likelihood=float(test_ll),
                    test_log_likelihoods=per_image,
                    test_images_per_second=len(dataset.test) /
                    (time.time() - t0))
     log(f'test log-likelihood{given} (k={n_samples}): {test_ll:.3f}')
-    activities = evaluator.unit_activities(dataset.test, labels=test_labels)
     results['active_units'] = active_units(activities)
     results['unit_activities'] = [a.tolist() for a in activities]
     log(f'active units per stochastic layer: {results["active_units"]}')
     if prune:
-        pruned_ll = evaluator.log_likelihood(
-            dataset.test, n_samples, labels=test_labels,
-            unit_masks=active_unit_masks(activities), **sizes).mean()
+        pruned_ll = estimates[:, 1].mean()
         results['pruned_test_log_likelihood'] = float(pruned_ll)
         log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
     if train_set:

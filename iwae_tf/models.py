@@ -404,7 +404,8 @@ class IWAEModel(keras.Model):
             below = h
         return latents, log_q, qs
 
-    def sample_q(self, x, n_samples, seed, unit_masks=None, y=None):
+    def sample_q(self, x, n_samples, seed, unit_masks=None, y=None,
+                 noise=None):
         """n_samples draws h ~ q(h|x) of every layer, and log q(h|x).
 
         Layer l draws with the seed fold_seed(seed, l); the first layer's
@@ -416,15 +417,25 @@ class IWAEModel(keras.Model):
             seed: int Tensor [2].
             unit_masks: see log_weights_and_latents.
             y: one-hot labels [batch, n_classes] of a conditional model.
+            noise: None, or draw_noise(n_samples, batch, seed): the same
+                draws, drawn once for several calls.
 
         Returns:
             (latents: list of float Tensors [n_samples, batch, units],
             log_q: float Tensor [n_samples, batch]).
         """
-        def draw(l, q):
-            return _draw(q, fold_seed(seed, l), [n_samples] if l == 0 else [])
-        latents, log_q, _ = self._walk_q(x, draw, unit_masks, y)
+        if noise is None:
+            noise = self.draw_noise(n_samples, x.shape[0], seed)
+        latents, log_q, _ = self._walk_q(
+            x, lambda l, q: q.loc + q.scale * noise[l], unit_masks, y)
         return latents, log_q
+
+    def draw_noise(self, n_samples, batch_size, seed):
+        """The standard normal draws of sample_q, one float Tensor
+        [n_samples, batch_size, units] per layer (layer l's with the seed
+        fold_seed(seed, l))."""
+        return [normal_draws([n_samples, batch_size, units], fold_seed(seed, l))
+                for l, units in enumerate(self.latent_units)]
 
     def log_q(self, x, latents, unit_masks=None, y=None):
         """log q(h|x) = log q(h1|x) + sum_l log q(h_{l+1}|h_l).
@@ -466,16 +477,16 @@ class IWAEModel(keras.Model):
                         tf.reduce_sum(pixels.log_prob(x), axis=-1))
 
     def log_weights(self, x, n_samples, seed, unit_masks=None, y=None,
-                    grouped_pixels=False):
+                    grouped_pixels=False, noise=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x).
 
         The same as log_weights_and_latents(...)[0]; see there.
         """
         return self.log_weights_and_latents(x, n_samples, seed, unit_masks,
-                                            y, grouped_pixels)[0]
+                                            y, grouped_pixels, noise)[0]
 
     def log_weights_and_latents(self, x, n_samples, seed, unit_masks=None,
-                                y=None, grouped_pixels=False):
+                                y=None, grouped_pixels=False, noise=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x),
         and the draws themselves (for pathwise gradient estimators).
 
@@ -493,6 +504,7 @@ class IWAEModel(keras.Model):
                 conditional model (then log w = log p(x, h|y) - log q(h|x, y));
                 None otherwise.
             grouped_pixels: see log_joint (the evaluation's choice).
+            noise: see sample_q (draws shared by several calls).
 
         Returns:
             (log_w float Tensor [n_samples, batch], latents: list of float
@@ -500,7 +512,8 @@ class IWAEModel(keras.Model):
             they leave q, bottom first).
         """
         self.check_label(y)
-        latents, log_q = self.sample_q(x, n_samples, seed, unit_masks, y)
+        latents, log_q = self.sample_q(x, n_samples, seed, unit_masks, y,
+                                       noise)
         log_p = self.log_joint(x, latents, unit_masks, y, grouped_pixels)
         return log_p - log_q, latents  # [n_samples, batch]
 

@@ -111,6 +111,24 @@ class ActiveUnitsTest(tf.test.TestCase):
             evaluator.log_likelihood(x, 40, unit_masks=[np.ones(3),
                                                         np.ones(2)]))
 
+    def test_variants_in_one_pass_are_their_own_estimates(self):
+        # The whole model and two prunings, sharing each chunk's draws: each
+        # is the L_k of the model's own log-weights with those masks.
+        model = models.IWAEModel(seed=1, **TINY)
+        evaluator = evaluate.Evaluator(model, seed=2)
+        x = images(6)
+        mask_sets = [None, [np.array([1., 0., 1.]), np.ones(2)],
+                     [np.ones(3), np.array([0., 1.])]]
+        both = evaluator.log_likelihoods(x, mask_sets, n_samples=40,
+                                         chunk_samples=20, batch_size=6)
+        self.assertEqual(both.shape, (6, 3))
+        for v, masks in enumerate(mask_sets):
+            log_w = evaluator.log_weights_in_chunks(x, 40, 20, masks)
+            self.assertAllClose(both[:, v], objectives.iwae_elbo(log_w),
+                                atol=1e-5, rtol=0)
+        self.assertAllEqual(both[:, 1], evaluator.log_likelihood(
+            x, 40, chunk_samples=20, batch_size=6, unit_masks=mask_sets[1]))
+
 
 class OverlapTest(tf.test.TestCase):
 

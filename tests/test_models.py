@@ -86,6 +86,12 @@ class LogWeightsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(log_w, model.log_weights(x, 4,
                                                         tf.constant([1, 3])))
         self.assertAllLess(log_w, 0.0)
+        # Draws made once and passed in are the seed's own draws.
+        noise = model.draw_noise(4, 3, tf.constant([1, 2]))
+        self.assertEqual([n.shape for n in noise],
+                         [(4, 3, u) for u in model.latent_units])
+        self.assertAllEqual(log_w, model.log_weights(
+            x, 4, tf.constant([1, 2]), noise=noise))
 
     def test_all_units_removed_leaves_log_p_x_given_zero(self):
         model = models.IWAEModel(seed=0, **TINY[2])
