@@ -132,7 +132,7 @@ class Evaluator:
                 noise = self.model.draw_noise(chunk_samples, x.shape[0], seed)
                 chunk = tf.stack([tf.reduce_logsumexp(self.model.log_weights(
                     x, chunk_samples, seed, masks if is_masked else None, y,
-                    grouped_pixels=True, noise=noise), 0)  # Of log_w [k, batch].
+                    grouped_pixels=True, noise=noise), 0)  # log_w: [k, batch]
                     for masks, is_masked in zip(mask_sets, masked)])
                 running = tf.reduce_logsumexp(tf.stack([running, chunk]), 0)
             return tf.transpose(running) - math.log(n_samples)

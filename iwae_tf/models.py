@@ -434,7 +434,8 @@ class IWAEModel(keras.Model):
         """The standard normal draws of sample_q, one float Tensor
         [n_samples, batch_size, units] per layer (layer l's with the seed
         fold_seed(seed, l))."""
-        return [normal_draws([n_samples, batch_size, units], fold_seed(seed, l))
+        return [normal_draws([n_samples, batch_size, units],
+                             fold_seed(seed, l))
                 for l, units in enumerate(self.latent_units)]
 
     def log_q(self, x, latents, unit_masks=None, y=None):

@@ -22,9 +22,10 @@ its last checkpoint; a run that fails on bad input is recorded with its
 one-line error and the others go on. --shard i/n splits a grid over SLURM
 array jobs (merge their runs.jsonl after).
 
-The driver builds, checks and records the runs without TensorFlow: only the
-process that trains a run imports it (pipeline, below), so Ray's workers
-import it while the driver starts them, not after the driver did.
+The driver builds, checks and records the runs without TensorFlow: only a
+process that trains a run imports it (pipeline, in run_one), so on Ray the
+workers start seconds after the command instead of after a TensorFlow
+import of the driver's own.
 """
 
 import collections

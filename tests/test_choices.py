@@ -41,8 +41,8 @@ class ChoicesTest(tf.test.TestCase):
             '("tensorflow", "keras", "tensorflow_probability")))\n')
         done = subprocess.run(
             [sys.executable, '-c', code], capture_output=True, text=True,
-            cwd=test_main.ROOT, env=dict(os.environ, PYTHONPATH=test_main.ROOT),
-            timeout=120)
+            cwd=test_main.ROOT, timeout=120,
+            env=dict(os.environ, PYTHONPATH=test_main.ROOT))
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.strip(), '[]')
 
