@@ -170,9 +170,8 @@ class Evaluator:
                         progress=False, labels=None):
         """log_likelihood for several variants of the model in one pass:
         each entry of mask_sets is None (the whole model) or unit masks
-        (see log_likelihood). Every variant sees the same draws, which are
-        drawn once, as is the encoder's pass, and each estimate equals its
-        own log_likelihood's.
+        (see log_likelihood). The variants share each chunk's draws, drawn
+        once, and each estimate equals its own log_likelihood's.
 
         Returns:
             float64 array [n, len(mask_sets)].

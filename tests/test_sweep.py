@@ -58,9 +58,10 @@ def workers_gone(timeout=60):
 
 
 def training(out_dir, names, steps=40):
-    """The runs whose newest checkpoint is before their last step: their
-    training, and then their evaluation's compilation, are still to come
-    (a run's checkpoints are numbered by step)."""
+    """The runs whose newest checkpoint is before their last step (the
+    test's grid: 2 epochs of 20 steps): their training, and then their
+    evaluation's compilation, are still to come (a run's checkpoints are
+    numbered by step)."""
     under_way = []
     for name in names:
         path = tf.train.latest_checkpoint(
