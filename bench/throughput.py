@@ -61,6 +61,8 @@ flags.DEFINE_bool('densities', True, 'Time the parts of a 10,000-draw bound.')
 flags.DEFINE_bool('profile', True, 'Print where the time of the fused '
                   'training and of the k=5000 evaluation goes: each XLA '
                   'operation\'s share (TF profiler).')
+flags.DEFINE_integer('profile_rows', 12, 'XLA operations printed per '
+                     'profile, largest first.')
 flags.DEFINE_bool('step_parts', True, 'Time the parts of a training step '
                   'of each config.')
 flags.DEFINE_bool('torch', True, 'Time PyTorch too, when it is installed.')
@@ -110,8 +112,10 @@ def forward_macs(model, n_samples):
 def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
     """Prints ms and GFLOP/s of the parts of a 1-layer bound over draws
     samples (draws / images per image), each one XLA call: the decoder on
-    fixed draws, with each pixel density; the normal draws alone, with TF's
-    default algorithm and with Philox named; the whole log_weights, averaged
+    fixed draws, with each pixel density; the pixel densities of fixed
+    logits summed two ways; the normal draws alone: tf.random's with its
+    default algorithm and with Philox, and this package's (Philox words, by
+    the inverse CDF); the whole log_weights, averaged
     over repeats seeds (its time varies with the seed)."""
     model = train.make_model(Config(), dataset)
     decoder = model.p_nets[0]
@@ -157,6 +161,12 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
         return lambda seed: tf.reduce_sum(
             tf.random.stateless_normal(shape, seed, alg=alg))
 
+    logits = decoder(h)  # Fixed: the sums below time the densities alone.
+
+    def pixel_sums(sum_pixels):
+        return lambda seed: tf.reduce_sum(sum_pixels(models.log_sigmoid(
+            (2 * x_rows - 1) * logits)))
+
     parts = (
         ('decoder matmuls alone', matmuls),
         ('decoder with biases and tanh', decoder_only(False)),
@@ -169,8 +179,13 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
                                                -1])]))),
         ('whole log_weights (k=1000 x 10 images)', lambda seed: tf.reduce_sum(
             model.log_weights(x, draws // images, seed))),
+        ('pixel densities summed along the pixels',
+         pixel_sums(lambda terms: tf.reduce_sum(terms, -1))),
+        ('the same, across groups first', pixel_sums(models.sum_over_pixels)),
         ('normal draws alone, default algorithm', normals('auto_select')),
-        ('normal draws alone, Philox', normals('philox')))
+        ('normal draws alone, Philox', normals('philox')),
+        ('normal draws alone, models.normal_draws', lambda seed:
+         tf.reduce_sum(models.normal_draws(shape, seed))))
     flops = 2 * draws * sum(int(l.kernel.shape[0]) * int(l.kernel.shape[1])
                             for l in decoder.hidden + [decoder.logits])
     seeds = [tf.constant([1, i], tf.int32) for i in range(repeats)]
@@ -181,7 +196,7 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
         fn(seeds[0]).numpy()  # Compiles.
         seconds = _timed(lambda: [fn(s) for s in seeds][-1].numpy()) / repeats
         line = f'{name:>40}: {seconds * 1e3:6.2f} ms'
-        if not name.startswith('normal'):
+        if not name.startswith(('normal', 'pixel', 'the same, across')):
             line += (f', {flops / seconds / 1e9:6.1f} GFLOP/s = '
                      f'{flops / seconds / 1e9 / peak:.0%} of matmul')
         print(line, flush=True)
@@ -220,7 +235,7 @@ def _self_times(space):
     return seconds
 
 
-def print_profile(title, fn, count, unit, rows=12):
+def print_profile(title, fn, count, unit):
     """Runs fn once under TensorFlow's profiler and prints its XLA
     operations by their time per unit (count units in one call), summed
     over XLA's threads, largest first: the matmuls, the pixel densities'
@@ -240,7 +255,7 @@ def print_profile(title, fn, count, unit, rows=12):
     print(f'{title}: where it goes ({wall / count * 1e3:.2f} ms/{unit} '
           f'wall while profiled; XLA threads\' time per {unit} and its '
           'share; MatMul and dot are matmuls; Await is waiting):')
-    for name, s in seconds.most_common(rows):
+    for name, s in seconds.most_common(FLAGS.profile_rows):
         print(f'  {name:>40}: {s / count * 1e3:6.2f} ms {s / total:6.1%}')
     matmuls = sum(s for name, s in seconds.items()
                   if name.startswith(('MatMul', 'dot')))

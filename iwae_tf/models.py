@@ -18,6 +18,8 @@ as extra inputs: q(h|x, y) and p(x, h|y); its prior is N(0, I) or a learned
 p(h_top|y).
 """
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -184,38 +186,101 @@ class Bernoulli(tfd.Bernoulli):
         log sigmoid(z) = min(z, 0) - log(1 + exp(-|z|)), and the factors
         1 + exp(-|z|) lie in (1, 2], so PIXEL_GROUP of them multiply to at
         most 2**16 before one log. XLA's log1p is this package's costliest
-        elementwise operation on CPU: the k=5000 evaluation's pixel
-        densities take 5.3 ms per image instead of 7.5 (bench/throughput.py
-        --profile).
+        elementwise operation on CPU. Both sums run across the groups
+        first (_across_groups): the k=5000 evaluation's pixel densities
+        take 3.4 ms per image, against 7.5 with a log1p per pixel and 5.6
+        with both sums along the pixels (bench/throughput.py --profile).
         Equal to the per-pixel sum within float32 rounding (the product of
         a group is off by at most 16 roundings, relatively, where the
         per-pixel sum rounds at every one of its 784 additions); no custom
-        gradient, so training keeps the per-pixel sum.
+        gradient, so training sums the per-pixel log_prob (sum_over_pixels),
+        whose gradient reuses its exponentials.
 
         Returns:
             float Tensor: the batch shape without its last axis.
         """
         logits = self._logits_parameter_no_checks()
         event = tf.cast(event, logits.dtype)
-        n = logits.shape[-1]
-        group = max(g for g in range(1, PIXEL_GROUP + 1) if n % g == 0)
-        factors = 1.0 + tf.exp(-tf.abs(logits))  # |z| = |logits|.
-        products = tf.reduce_prod(tf.reshape(factors, tf.concat(
-            [tf.shape(factors)[:-1], [group, n // group]], 0)), axis=-2)
-        return (tf.reduce_sum(tf.minimum((2 * event - 1) * logits, 0.0), -1)
-                - tf.reduce_sum(tf.math.log(products), -1))
+        products = _across_groups(tf.reduce_prod,
+                                  1.0 + tf.exp(-tf.abs(logits)))  # |z| = |l|.
+        mins = _across_groups(tf.reduce_sum,
+                              tf.minimum((2 * event - 1) * logits, 0.0))
+        return tf.reduce_sum(mins - tf.math.log(products), -1)
+
+
+def _across_groups(reduce, terms):
+    """Reduces the last axis of terms [..., n] to [..., n // g]: each result
+    combines g = PIXEL_GROUP terms (or the largest divisor of n below it),
+    spaced n // g apart.
+
+    Reducing across the groups, not along the last axis, leaves XLA n // g
+    independent partial results to vectorize over; a reduction along the
+    last axis is one chain of float adds, about 1 ns per term on this CPU
+    (bench/throughput.py, parts of a bound).
+    """
+    n = terms.shape[-1]
+    g = max(d for d in range(1, PIXEL_GROUP + 1) if n % d == 0)
+    return reduce(tf.reshape(terms, tf.concat(
+        [tf.shape(terms)[:-1], [g, n // g]], 0)), axis=-2)
+
+
+def sum_over_pixels(terms):
+    """terms [..., n] summed over the last axis: across groups first (see
+    _across_groups), then the n // g partial sums."""
+    return tf.reduce_sum(_across_groups(tf.reduce_sum, terms), -1)
 
 
 # Pixels whose log-density terms share one log in Bernoulli.summed_log_prob.
 PIXEL_GROUP = 16
 
 
-def normal_draws(shape, seed):
-    """Standard normal draws, a stateless function of seed.
+# The bit generator of every draw. Philox gives the same bits on every device
+# and under XLA or not; TF's default choice ('auto_select') does not, and
+# costs 16-34x as much under XLA on CPU; Threefry has no CPU kernel outside
+# XLA in TF 2.21.
+RNG_ALG = 'philox'
 
-    Philox is named because TF's default choice costs 16-34x as much under
-    XLA on CPU (bench/throughput.py, parts of a bound) and is not the same
-    algorithm on every device; Philox gives the same draws everywhere.
+
+def random_bits(shape, seed):
+    """Uniform int32 words, a stateless function of seed: int32 Tensor."""
+    return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+                                       dtype=tf.int32, alg=RNG_ALG)
+
+
+def uniform_draws(shape, seed):
+    """Uniform draws in [0, 1), a stateless function of seed: the multiples
+    of 2**-24, one per random word (its top 24 bits).
+
+    Returns:
+        float32 Tensor of that shape.
+    """
+    top = tf.cast(_top_bits(shape, seed), tf.float32)
+    return (top + 2.0 ** 23) * 2.0 ** -24
+
+
+def _top_bits(shape, seed):
+    """The top 24 bits of random words, as int32 in [-2**23, 2**23)."""
+    return tf.bitwise.right_shift(random_bits(shape, seed), 8)
+
+
+def _open_interval(shape, seed):
+    """Uniform draws in (-1, 1): the odd multiples of 2**-24, symmetric
+    about 0 and never -1 or 1 (exact in float32: 24 significant bits)."""
+    return (tf.cast(_top_bits(shape, seed), tf.float32) + 0.5) * 2.0 ** -23
+
+
+def normal_draws(shape, seed):
+    """Standard normal draws, a stateless function of seed: one random word
+    per draw, by the inverse of the normal CDF (sqrt(2) erfinv(v) for v
+    uniform in (-1, 1)).
+
+    tf.random.stateless_normal (Philox too) costs 1.2-1.9x as much under
+    XLA on CPU here (bench/throughput.py, parts of a bound). The draws
+    reach +-5.42 (the normal's quantile of 2**-25); a normal exceeds that
+    with chance 6e-8. erfinv is taken of -|v| (it is odd): TF's own kernel,
+    outside XLA, gives inf at 1 - 2**-24 and is off by up to 0.017 beyond
+    erfinv = 2.8, where at -|v| it is within 2e-6 of the exact value, and
+    XLA's within 3e-5 on either side.
 
     Args:
         shape: int list or Tensor.
@@ -224,12 +289,13 @@ def normal_draws(shape, seed):
     Returns:
         float32 Tensor of that shape.
     """
-    return tf.random.stateless_normal(shape, seed, alg='philox')
+    v = _open_interval(shape, seed)
+    return -math.sqrt(2.0) * tf.sign(v) * tf.math.erfinv(-tf.abs(v))
 
 
 def fold_seed(seed, index):
     """The seed of part `index` (a layer, a chunk) of what `seed` draws."""
-    return tf.random.experimental.stateless_fold_in(seed, index, alg='philox')
+    return tf.random.experimental.stateless_fold_in(seed, index, alg=RNG_ALG)
 
 
 def _draw(distribution, seed, sample_shape=()):
@@ -475,7 +541,7 @@ class IWAEModel(keras.Model):
                 masks[l - 1])
         pixels = self.p_given_above(0, latents[0], y)
         return log_p + (pixels.summed_log_prob(x) if grouped_pixels else
-                        tf.reduce_sum(pixels.log_prob(x), axis=-1))
+                        sum_over_pixels(pixels.log_prob(x)))
 
     def log_weights(self, x, n_samples, seed, unit_masks=None, y=None,
                     grouped_pixels=False, noise=None):

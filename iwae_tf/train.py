@@ -166,9 +166,8 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
     def step(x, seed, y=None):
         sample_seed = models.fold_seed(seed, 0)
         if dynamic_binarization:
-            x = tf.cast(tf.random.stateless_uniform(
-                tf.shape(x), models.fold_seed(seed, 1), alg='philox') < x,
-                tf.float32)
+            x = tf.cast(models.uniform_draws(
+                tf.shape(x), models.fold_seed(seed, 1)) < x, tf.float32)
         mean_bound, grads = bound_and_gradients(
             model, x, config.n_samples, sample_seed, config.objective,
             config.estimator, y)

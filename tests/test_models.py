@@ -1,5 +1,7 @@
 """The models' log-weights against brute-force log-likelihoods, and shapes."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -201,13 +203,72 @@ class BernoulliTest(tf.test.TestCase):
             pixels = models.Bernoulli(logits=tf.constant(logits, tf.float32))
             grouped = pixels.summed_log_prob(x).numpy()
             each = tf.reduce_sum(pixels.log_prob(x), -1).numpy()
+            across = models.sum_over_pixels(pixels.log_prob(x)).numpy()
             self.assertEqual(grouped.shape, (3, 40))
+            self.assertAllClose(across, each, rtol=1e-6, atol=1e-5)
             # Within float32 rounding of a sum of this size, and no further
             # from the exact sum than the per-pixel one.
             bound = 4e-7 * np.sum(np.abs(z), -1).max() + 1e-5
             self.assertLess(np.abs(grouped - exact).max(), bound, n_pixels)
             self.assertLess(np.abs(grouped - exact).mean(),
                             2 * np.abs(each - exact).mean() + 1e-6, n_pixels)
+
+
+class DrawsTest(tf.test.TestCase):
+    """models' normal and uniform draws, as the compiled code makes them."""
+
+    N = 1_000_000
+
+    def draws(self, fn, seed):
+        return tf.function(lambda s: fn([self.N], s), jit_compile=True)(
+            tf.constant(seed)).numpy().astype(np.float64)
+
+    def test_normal_draws_are_standard_normal(self):
+        z = self.draws(models.normal_draws, [3, 4])
+        n = self.N
+        self.assertLess(abs(z.mean()), 4 / np.sqrt(n))
+        self.assertLess(abs(z.var() - 1), 4 * np.sqrt(2 / n))
+        self.assertLess(abs(np.mean(z ** 4) - 3), 4 * np.sqrt(96 / n))
+        # Kolmogorov-Smirnov against the normal CDF (0.1% level: 1.95).
+        cdf = 0.5 * (1 + tf.math.erf(np.sort(z) / np.sqrt(2)).numpy())
+        steps = np.arange(1, n + 1) / n
+        ks = max(np.max(steps - cdf), np.max(cdf - steps + 1 / n))
+        self.assertLess(ks, 1.95 / np.sqrt(n))
+        # The inverse CDF of odd multiples of 2**-25 in (0, 1), to float32.
+        self.assertLess(np.abs(z).max(), 5.43)
+        v = tf.function(lambda s: models._open_interval([self.N], s),
+                        jit_compile=True)(tf.constant([3, 4]))
+        exact = np.sqrt(2) * tf.math.erfinv(tf.cast(v, tf.float64)).numpy()
+        self.assertLess(np.abs(z - exact).max(), 1e-4)
+
+    def test_normal_draws_outside_xla_are_finite_and_exact(self):
+        # Every word's value at both ends of (-1, 1), as TF's eager kernels
+        # make it.
+        ends = np.arange(2 ** 23 - 50_000, 2 ** 23) + 0.5
+        v = np.concatenate([-ends, ends]) * 2.0 ** -23
+        self.assertTrue(np.all(np.abs(v) < 1))
+        with mock.patch.object(models, '_open_interval',
+                               lambda shape, seed: tf.constant(v, tf.float32)):
+            z = models.normal_draws(None, None).numpy()
+        exact = np.sqrt(2) * tf.math.erfinv(tf.constant(v)).numpy()
+        self.assertLess(np.abs(z - exact).max(), 1e-4)
+
+    def test_draws_are_the_seeds(self):
+        a = self.draws(models.normal_draws, [3, 4])
+        self.assertAllEqual(a, self.draws(models.normal_draws, [3, 4]))
+        self.assertLess(np.mean(a == self.draws(models.normal_draws, [3, 5])),
+                        1e-3)
+
+    def test_uniform_draws(self):
+        u = self.draws(models.uniform_draws, [5, 6])
+        self.assertGreaterEqual(u.min(), 0.0)
+        self.assertLess(u.max(), 1.0)
+        self.assertAllEqual(u * 2 ** 24, np.round(u * 2 ** 24))
+        self.assertLess(abs(u.mean() - 0.5), 4 * np.sqrt(1 / 12 / self.N))
+        # Each of 16 equal bins holds its share.
+        counts = np.bincount((u * 16).astype(int), minlength=16)
+        self.assertLess(np.abs(counts - self.N / 16).max(),
+                        4 * np.sqrt(self.N / 16))
 
 
 class ConditionalTest(tf.test.TestCase, parameterized.TestCase):
