@@ -27,7 +27,7 @@ import main  # pylint: disable=g-import-not-at-top
 from bench import soak
 
 # 8 epochs of 20 steps, a checkpoint after every block of 4 steps.
-KILL_RUN = ('--epochs', '8', '--batch_size', '20', '--steps_per_call', '4',
+KILL_RUN = ('--epochs', '4', '--batch_size', '20', '--steps_per_call', '4',
             '--checkpoint_every_secs', '0', '--eval_samples', '10',
             '--max_test_examples', '10', '--n_samples', '3', '--nofigures')
 
@@ -54,7 +54,7 @@ class KillResumeTest(tf.test.TestCase):
                                 'no kill hit a checkpoint write')
         self.assertEqual(result['lost_steps'], 0)
         path, _ = soak.checkpoint_tensors(killed)
-        self.assertEndsWith(path, 'ckpt-160')
+        self.assertEndsWith(path, 'ckpt-80')
         self.assertTrue(soak.same_checkpoints(whole, killed))
         for logdir in (whole, killed):
             with open(os.path.join(logdir, 'results.json')) as f:
