@@ -232,7 +232,8 @@ def sum_over_pixels(terms):
     return tf.reduce_sum(_across_groups(tf.reduce_sum, terms), -1)
 
 
-# Pixels whose log-density terms share one log in Bernoulli.summed_log_prob.
+# Pixels per group: their factors share one log in
+# Bernoulli.summed_log_prob, and every pixel sum adds across groups first.
 PIXEL_GROUP = 16
 
 
