@@ -277,7 +277,7 @@ def normal_draws(shape, seed):
     per draw, by the inverse of the normal CDF (sqrt(2) erfinv(v) for v
     uniform in (-1, 1)).
 
-    tf.random.stateless_normal (Philox too) costs 1.2-1.9x as much under
+    tf.random.stateless_normal (Philox too) costs 1.2-1.5x as much under
     XLA on CPU here (bench/throughput.py, parts of a bound). The draws
     reach +-5.42 (the normal's quantile of 2**-25); a normal exceeds that
     with chance 6e-8. erfinv is taken of -|v| (it is odd): TF's own kernel,
