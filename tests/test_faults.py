@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 import main  # pylint: disable=g-import-not-at-top
 from bench import soak
 
-# 8 epochs of 20 steps, a checkpoint after every block of 4 steps.
+# 4 epochs of 20 steps, a checkpoint after every block of 4 steps.
 KILL_RUN = ('--epochs', '4', '--batch_size', '20', '--steps_per_call', '4',
             '--checkpoint_every_secs', '0', '--eval_samples', '10',
             '--max_test_examples', '10', '--n_samples', '3', '--nofigures')
