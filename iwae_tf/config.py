@@ -135,6 +135,11 @@ class Config:
     eval_batches_per_call: int = _field(
         10, 'Image batches per XLA call of the log-likelihood estimate (the '
         'same samples for any value).', result=False, lower_bound=1)
+    eval_calls_at_once: int = _field(
+        2, 'XLA calls of the evaluation in flight at once, from as many '
+        'threads: on a CPU each fills the gaps between the others\' small '
+        'operations; 1 on a GPU. The same estimates for any value.',
+        result=False, lower_bound=1)
     class_samples: int = _field(
         10, 'Samples per class in the class-conditional figure of a '
         'conditional model (a 10 x N grid).', result=False, lower_bound=1)

@@ -50,7 +50,8 @@ def evaluation(model, config, dataset, prune=True, log=print,
         train_set=config.eval_train, log=log, progress=progress,
         chunk_samples=config.eval_chunk_samples,
         batch_size=config.eval_batch_size,
-        batches_per_call=config.eval_batches_per_call))
+        batches_per_call=config.eval_batches_per_call,
+        calls_at_once=config.eval_calls_at_once))
     return results
 
 

@@ -1,5 +1,7 @@
 """The streamed k=5000 estimator, dataset bounds and active units."""
 
+import threading
+
 import numpy as np
 import tensorflow as tf
 
@@ -46,6 +48,20 @@ class LogLikelihoodTest(tf.test.TestCase):
         self.assertTrue(np.all(np.isfinite(values)))
         self.assertAllLess(values, 0.0)
 
+    def test_calls_run_at_once_and_keep_their_order(self):
+        # Each call waits for the other at a barrier: calls made one after
+        # the other would time out.
+        barrier = threading.Barrier(2, timeout=30)
+
+        def fn(x_batches, y_batches, first):
+            barrier.wait()
+            return x_batches[:, :, :1] + tf.cast(first, tf.float32) * 0
+
+        x = np.arange(14, dtype=np.float32)[:, None]
+        out = evaluate._map_batches(  # pylint: disable=protected-access
+            fn, x, batch_size=3, batches_per_call=10, calls_at_once=2)
+        self.assertAllEqual(out[:, 0], x[:, 0])  # 5 batches, 2 calls.
+
     def test_above_the_vae_bound(self):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
         x = images(40)
@@ -67,6 +83,9 @@ class LogLikelihoodTest(tf.test.TestCase):
                 prune=False, log=lambda line: None)['test_log_likelihoods']
         base = per_image()
         self.assertAllEqual(base, per_image(eval_batches_per_call=1))
+        self.assertAllEqual(base, per_image(eval_calls_at_once=1))
+        self.assertAllEqual(base, per_image(eval_calls_at_once=3,
+                                            eval_batches_per_call=1))
         other = per_image(eval_chunk_samples=8, eval_batch_size=4)
         self.assertAllEqual(other, evaluate.Evaluator(
             model, seed=Config().seed).log_likelihood(
