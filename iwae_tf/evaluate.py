@@ -12,6 +12,7 @@ LOGDIR/evaluation or --out_dir):
   python -m iwae_tf.evaluate LOGDIR --eval_train
 """
 
+import collections
 from concurrent import futures
 import math
 import sys
@@ -81,14 +82,20 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
                  tf.constant(start, tf.int32)).numpy()
         return out.reshape((-1,) + out.shape[2:])
 
-    starts = range(0, len(batches), batches_per_call)
     outputs = []
+    # At most calls_at_once calls submitted and not collected: an
+    # interrupt waits for those alone.
     with futures.ThreadPoolExecutor(calls_at_once) as pool:
-        for start, out in zip(starts, pool.map(call, starts)):
-            outputs.append(out)
-            if bar:
-                bar.update(min(len(x),
-                               (start + batches_per_call) * batch_size))
+        pending = collections.deque()
+        for start in range(0, len(batches), batches_per_call):
+            pending.append((start, pool.submit(call, start)))
+            while pending and (len(pending) == calls_at_once or
+                               start + batches_per_call >= len(batches)):
+                first, out = pending.popleft()
+                outputs.append(out.result())
+                if bar:
+                    bar.update(min(len(x),
+                                   (first + batches_per_call) * batch_size))
     return np.concatenate(outputs)[:len(x)]
 
 
