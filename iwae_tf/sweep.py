@@ -20,7 +20,8 @@ steps do not spread well over threads, so one run per core trains the most
 examples per second. A worker that dies is retried and its run resumes from
 its last checkpoint; a run that fails on bad input is recorded with its
 one-line error and the others go on. --shard i/n splits a grid over SLURM
-array jobs (merge their runs.jsonl after).
+array jobs (merge their runs.jsonl after, then --summary_only writes the
+whole grid's runs.md and runs.csv from it).
 
 The driver builds, checks and records the runs without TensorFlow: only a
 process that trains a run imports it (pipeline, in run_one), so on Ray the
@@ -501,6 +502,20 @@ def summary_rows(records):
     return rows
 
 
+def summarize(runs, out_dir):
+    """Writes runs.md and runs.csv of the runs of a grid that the ledger in
+    out_dir holds as done, every shard's, in grid order; starts none.
+
+    Returns:
+        the records written.
+    """
+    done = finished(os.path.join(out_dir, LEDGER))
+    keys = (record_key(r.settings(), r.name) for r in runs)
+    records = [done[key] for key in keys if key in done]
+    write_summary(records, out_dir)
+    return records
+
+
 def write_summary(records, out_dir):
     """runs.csv (a row per run) and runs.md (that table, and the mean and
     std over seeds of every configuration run with several seeds)."""
@@ -616,6 +631,9 @@ def _define_command_flags():
                         'summaries, runs/NAME).')
     flags.DEFINE_bool('prune', False, 'Also evaluate each run with its '
                       'inactive units removed.')
+    flags.DEFINE_bool('summary_only', False, 'Write runs.md and runs.csv of '
+                      'the grid from the ledger in --out_dir (every shard\'s '
+                      'runs, merged) and exit: no run starts.')
     flags.register_validator(
         'seeds', lambda v: all(s.lstrip('-').isdigit() for s in v),
         message='--seeds must be a comma-separated list of integers')
@@ -639,6 +657,11 @@ def _main(argv):
     else:
         runs = flagfile_runs(FLAGS.flagfiles, seeds, overrides)
     runs = [dataclasses.replace(r, data_seed=FLAGS.seed) for r in runs]
+    if FLAGS.summary_only:
+        records = summarize(runs, FLAGS.out_dir)
+        print(f'wrote {os.path.join(FLAGS.out_dir, "runs.md")} and runs.csv: '
+              f'{len(records)} of the grid\'s {len(runs)} runs done')
+        return
 
     def run():
         return run_grid(runs, FLAGS.out_dir, prune=FLAGS.prune,

@@ -9,7 +9,8 @@
 #   bash results/run_active_units.sh [CHECKOUT]   # default ~/iwae-runs/code
 # On a new machine the runs already committed to results/ count as done:
 # their ledger lines seed the grid's. Each unfinished run resumes from its
-# last checkpoint. Collect finished runs into results/ with
+# last checkpoint. Collect finished runs into results/ (their ledger,
+# results.json files, and runs.md / runs.csv written from that ledger) with
 #   bash results/run_active_units.sh --collect
 here=$(cd "$(dirname "$0")" && pwd)
 out=~/iwae-runs/active_units_80_epochs
@@ -22,7 +23,9 @@ if [ "${1:-}" = --collect ]; then
     name=$(basename "$dir")
     [ -f "$dir/results.json" ] && cp "$dir/results.json" "$kept/runs/$name.json"
   done
-  exit 0
+  # runs.md and runs.csv of both shards, in grid order (no run starts).
+  cd "$here/.." && exec python -m iwae_tf.sweep --grid active_units_init \
+    --out_dir "$kept" --summary_only
 fi
 repo=${1:-$HOME/iwae-runs/code}
 data=${IWAE_DATA_DIR:-$(cd "$here/../.." && pwd)/shared/data}

@@ -246,6 +246,28 @@ class GridTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, 'named a'):
             sweep.run_grid([run, run], self.get_temp_dir(), jobs=1)
 
+    def test_summary_only_merges_the_shards_in_grid_order(self):
+        flagfile = os.path.join(sweep.FLAGS_DIR,
+                                'binarized_mnist_1layer_vae_k5.flags')
+        runs = sweep.flagfile_runs([flagfile], [1, 2, 3], dict(epochs=2),
+                                   data_seed=1)
+        out = self.get_temp_dir()
+        # Seed 3 ended first, then seed 2; seed 1 is still running.
+        for run, ll in ((runs[2], -93.0), (runs[1], -95.0)):
+            sweep.append_record(os.path.join(out, sweep.LEDGER), dict(
+                name=run.name, status='done', settings=run.settings(),
+                test_log_likelihood=ll, active_units=[21],
+                final_train_bound=ll - 5, wall_time_s=60.0))
+        code, stdout, err = sweep_command(
+            '--flagfiles', flagfile, '--seeds', '1,2,3', '--epochs', '2',
+            '--out_dir', out, '--summary_only')
+        self.assertEqual(code, 0, err)
+        self.assertIn("2 of the grid's 3 runs done", stdout)
+        rows = read_csv(os.path.join(out, 'runs.csv'))
+        self.assertEqual([(r['seed'], r['test_log_likelihood']) for r in rows],
+                         [('2', '-95.0'), ('3', '-93.0')])
+        self.assertFalse(os.path.exists(os.path.join(out, sweep.RUNS_DIR)))
+
     def test_summary_over_seeds(self):
         records = [dict(name=f's{seed}', status='done',
                         settings=dict(Config(seed=seed).settings(),
