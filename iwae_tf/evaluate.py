@@ -14,6 +14,7 @@ LOGDIR/evaluation or --out_dir):
 
 import collections
 from concurrent import futures
+import itertools
 import math
 import sys
 import time
@@ -31,6 +32,7 @@ ACTIVITY_THRESHOLD = 0.01  # A_u > 0.01 marks an active unit (section 5.2).
 # Compiled calls of an evaluation in flight at once (see _map_batches): 2
 # gives the k=5000 estimate about 1.1x the images/s of 1 on 2 CPU cores.
 CALLS_AT_ONCE = 2
+_CHANCE_DRAWS = 20000  # Random set draws of active_set_stability's p-value.
 
 
 def _largest_divisor_at_most(n, limit):
@@ -421,6 +423,65 @@ def expected_random_coverage(n_units, sizes):
     in_none = n_units * np.prod(1 - fractions)
     return dict(all=float(in_all), some=float(n_units - in_all - in_none),
                 none=float(in_none))
+
+
+def active_set_stability(seeds, activities, threshold=ACTIVITY_THRESHOLD,
+                         seed=0):
+    """Compares the active sets of one stochastic layer across runs that
+    differ in their seed: how many units, and which.
+
+    Args:
+        seeds: list of int, one per run.
+        activities: float array [runs, units].
+        threshold: activity above which a unit is active.
+        seed: seed of the random sets behind the chance p-value.
+
+    Returns:
+        dict: active counts, their mean and std, the pairwise Jaccard
+        matrix, its mean and the mean a random choice of the same sizes
+        gives, the p-value of the observed mean under random choice, and
+        the units active in all / some / no seeds, observed and by chance.
+    """
+    activities = np.asarray(activities, np.float64)
+    n_runs, n_units = activities.shape
+    active = [set(np.flatnonzero(row > threshold).tolist())
+              for row in activities]
+    sizes = [len(a) for a in active]
+    matrix = np.array([[jaccard(a, b) for b in active]
+                       for a in active])
+    pairs = list(itertools.combinations(range(n_runs), 2))
+    observed = float(np.mean([matrix[i, j] for i, j in pairs])) \
+        if pairs else float('nan')
+    chance = float(np.mean([expected_random_jaccard(
+        n_units, sizes[i], sizes[j]) for i, j in pairs])) \
+        if pairs else float('nan')
+    # How often random sets of the same sizes overlap as much as observed.
+    rng = np.random.default_rng(seed)
+    draws = np.argsort(rng.random((_CHANCE_DRAWS, n_runs, n_units)), axis=-1)
+    chosen = np.zeros((_CHANCE_DRAWS, n_runs, n_units), bool)
+    for r, size in enumerate(sizes):
+        np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
+    random_means = np.zeros(_CHANCE_DRAWS)
+    for i, j in pairs:
+        inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
+        union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
+        random_means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    random_means /= max(len(pairs), 1)
+    counts = np.sum(activities > threshold, axis=0)  # [units]
+    return dict(
+        seeds=list(seeds), active_units=sizes,
+        active_mean=float(np.mean(sizes)),
+        active_std=float(np.std(sizes, ddof=1)) if n_runs > 1 else 0.0,
+        active_sets=[sorted(a) for a in active],
+        jaccard=matrix.tolist(), mean_jaccard=observed,
+        chance_mean_jaccard=chance,
+        chance_p_value=float((np.sum(random_means >= observed - 1e-12) + 1) /
+                             (_CHANCE_DRAWS + 1)),
+        units=n_units,
+        active_in_all=int(np.sum(counts == n_runs)),
+        active_in_some=int(np.sum((counts > 0) & (counts < n_runs))),
+        active_in_none=int(np.sum(counts == 0)),
+        chance_coverage=expected_random_coverage(n_units, sizes))
 
 
 def _main(argv):

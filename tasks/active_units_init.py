@@ -11,7 +11,9 @@ log-likelihood (k = --eval_samples) and the wall time.
       --eval_samples 50 --out_dir /tmp/quick      # quick mode
 
 Writes into --out_dir: runs.jsonl (a line per finished run; --resume skips
-them), summary.csv, summary.md, active_units.png, activity_curves.png. The
+them), summary.csv, summary.md (with the seed stability of each objective x
+init: do the seeds keep the same units active?), stability.json,
+active_units.png, activity_curves.png. The
 grid runs seed by seed, so a stopped sweep has whole seeds of the grid.
 """
 
@@ -27,6 +29,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import scipy.stats
 
+from iwae_tf import checkpoints
 from iwae_tf import choices
 from iwae_tf import evaluate
 from iwae_tf import objectives
@@ -136,7 +139,52 @@ def summarize(rows):
     return groups, findings
 
 
-def write_summary(groups, findings, out_dir, epochs):
+def stability_groups(records):
+    """Which units are active across seeds, per objective x init (and
+    stochastic layer) with at least 2 seeds: evaluate.active_set_stability
+    of their runs, in seed order, with objective, init and layer added."""
+    groups = []
+    keys = dict.fromkeys((label(r['settings']['objective'],
+                                r['settings']['n_samples']),
+                          r['settings']['init']) for r in records)
+    for objective, init in keys:
+        mine = sorted((r for r in records if r['settings']['init'] == init
+                       and label(r['settings']['objective'],
+                                 r['settings']['n_samples']) == objective),
+                      key=lambda r: r['settings']['seed'])
+        if len(mine) < 2:
+            continue
+        for layer in range(len(mine[0]['unit_activities'])):
+            groups.append(dict(
+                objective=objective, init=init, layer=layer + 1,
+                **evaluate.active_set_stability(
+                    [r['settings']['seed'] for r in mine],
+                    [r['unit_activities'][layer] for r in mine])))
+    return groups
+
+
+def stability_findings(stability):
+    """A sentence per objective: how much the active sets of two seeds
+    overlap against random sets of the same sizes."""
+    findings = []
+    for objective in dict.fromkeys(s['objective'] for s in stability):
+        mine = [s for s in stability if s['objective'] == objective]
+        observed = [s['mean_jaccard'] for s in mine]
+        chance = [s['chance_mean_jaccard'] for s in mine]
+        p_values = [s['chance_p_value'] for s in mine]
+        findings.append(
+            f'{objective}: the active sets of two seeds overlap by a mean '
+            f'Jaccard of {min(observed):.2f}-{max(observed):.2f} over inits, '
+            f'against {min(chance):.2f}-{max(chance):.2f} for random sets of '
+            f'the same sizes (p = {min(p_values):.3f}-{max(p_values):.3f} '
+            'that chance overlaps as much): which units are active '
+            + ('varies with the seed about as much as chance.'
+               if min(p_values) >= 0.05 else
+               'is shared beyond chance for some inits.'))
+    return findings
+
+
+def write_summary(groups, findings, stability, out_dir, epochs):
     with open(os.path.join(out_dir, 'summary.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=list(groups[0]))
         writer.writeheader()
@@ -148,9 +196,29 @@ def write_summary(groups, findings, out_dir, epochs):
               f'{g["active_mean"]:.1f} ± {g["active_std"]:.1f} | '
               f'{g["ll_mean"]:.2f} ± {g["ll_std"]:.2f} |' for g in groups]
     lines += ['', 'Mean ± standard deviation over seeds.', '']
+    if stability:
+        lines += ['## Which units are active, across seeds', '',
+                  '| objective | init | layer | seeds | active units per seed '
+                  '| mean Jaccard | chance | p | in all / some / none '
+                  '(chance) |', '|---|---|---:|---|---|---:|---:|---:|---|']
+        lines += [f'| {s["objective"]} | {s["init"]} | {s["layer"]} | '
+                  f'{", ".join(map(str, s["seeds"]))} | '
+                  f'{", ".join(map(str, s["active_units"]))} | '
+                  f'{s["mean_jaccard"]:.3f} | {s["chance_mean_jaccard"]:.3f} '
+                  f'| {s["chance_p_value"]:.3f} | {s["active_in_all"]} / '
+                  f'{s["active_in_some"]} / {s["active_in_none"]} '
+                  f'({s["chance_coverage"]["all"]:.1f} / '
+                  f'{s["chance_coverage"]["some"]:.1f} / '
+                  f'{s["chance_coverage"]["none"]:.1f}) |' for s in stability]
+        lines += ['', 'Mean pairwise Jaccard overlap |A ∩ B| / |A ∪ B| of '
+                  'the active sets of two seeds; chance: the same for random '
+                  'sets of the same sizes, p: the share of 20,000 such random '
+                  'choices that overlap at least as much.', '']
     lines += [f'- {finding}' for finding in findings]
     with open(os.path.join(out_dir, 'summary.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
+    checkpoints.write_json_atomically(os.path.join(out_dir, 'stability.json'),
+                                      stability)
 
 
 def run_task():
@@ -160,8 +228,10 @@ def run_task():
     records = common.run_grid(runs, out_dir)
     rows = table_rows(records)
     groups, findings = summarize(rows)
+    stability = stability_groups(records)
+    findings += stability_findings(stability)
     epochs = runs[0].config.total_epochs
-    write_summary(groups, findings, out_dir, epochs)
+    write_summary(groups, findings, stability, out_dir, epochs)
     plots.active_units_bars(
         rows, os.path.join(out_dir, 'active_units.png'),
         evaluate.ACTIVITY_THRESHOLD,
@@ -171,8 +241,8 @@ def run_task():
                           threshold=evaluate.ACTIVITY_THRESHOLD)
     for finding in findings:
         print(finding)
-    print(f'wrote {out_dir}/summary.md, summary.csv, active_units.png, '
-          'activity_curves.png')
+    print(f'wrote {out_dir}/summary.md, summary.csv, stability.json, '
+          'active_units.png, activity_curves.png')
 
 
 main = common.main_for(run_task, quick=dict(

@@ -15,7 +15,6 @@ Writes into --out_dir: runs.jsonl, stability.json, stability.md, and per
 stochastic layer activity_heatmap_layerL.png and jaccard_layerL.png.
 """
 
-import itertools
 import os
 import sys
 
@@ -29,71 +28,11 @@ import numpy as np
 from iwae_tf import evaluate
 from iwae_tf import checkpoints
 from iwae_tf import plots
-from iwae_tf import sweep
 from tasks import common
 
 flags.DEFINE_string('reuse_from', None, 'Out dir of active_units_init.py '
                     'whose finished runs with the same settings are used.')
 FLAGS = flags.FLAGS
-_CHANCE_DRAWS = 20000  # Random set draws for the chance p-value.
-
-
-def layer_stability(seeds, activities, threshold=evaluate.ACTIVITY_THRESHOLD,
-                    seed=0):
-    """Compares the active sets of one stochastic layer across seeds.
-
-    Args:
-        seeds: list of int, one per run.
-        activities: float array [runs, units].
-        threshold: activity above which a unit is active.
-        seed: seed of the random sets behind the chance p-value.
-
-    Returns:
-        dict: active counts, their mean and std, the pairwise Jaccard
-        matrix, its mean and the mean a random choice of the same sizes
-        gives, the p-value of the observed mean under random choice, and
-        the units active in all / some / no seeds, observed and by chance.
-    """
-    activities = np.asarray(activities, np.float64)
-    n_runs, n_units = activities.shape
-    active = [set(np.flatnonzero(row > threshold).tolist())
-              for row in activities]
-    sizes = [len(a) for a in active]
-    matrix = np.array([[evaluate.jaccard(a, b) for b in active]
-                       for a in active])
-    pairs = list(itertools.combinations(range(n_runs), 2))
-    observed = float(np.mean([matrix[i, j] for i, j in pairs])) \
-        if pairs else float('nan')
-    chance = float(np.mean([evaluate.expected_random_jaccard(
-        n_units, sizes[i], sizes[j]) for i, j in pairs])) \
-        if pairs else float('nan')
-    # How often random sets of the same sizes overlap as much as observed.
-    rng = np.random.default_rng(seed)
-    draws = np.argsort(rng.random((_CHANCE_DRAWS, n_runs, n_units)), axis=-1)
-    chosen = np.zeros((_CHANCE_DRAWS, n_runs, n_units), bool)
-    for r, size in enumerate(sizes):
-        np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
-    random_means = np.zeros(_CHANCE_DRAWS)
-    for i, j in pairs:
-        inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
-        union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
-        random_means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-    random_means /= max(len(pairs), 1)
-    counts = np.sum(activities > threshold, axis=0)  # [units]
-    count_mean, count_std = sweep.mean_std(sizes)
-    return dict(
-        seeds=list(seeds), active_units=sizes, active_mean=count_mean,
-        active_std=count_std,
-        active_sets=[sorted(a) for a in active],
-        jaccard=matrix.tolist(), mean_jaccard=observed,
-        chance_mean_jaccard=chance,
-        chance_p_value=float((np.sum(random_means >= observed - 1e-12) + 1) /
-                             (_CHANCE_DRAWS + 1)),
-        units=n_units,
-        active_in_all=int(np.sum(counts == n_runs)),
-        active_in_some=int(np.sum((counts > 0) & (counts < n_runs))),
-        active_in_none=int(np.sum(counts == 0)),
-        chance_coverage=evaluate.expected_random_coverage(n_units, sizes))
 
 
 def report(layers, config):
@@ -139,7 +78,7 @@ def run_task():
     layers = []
     for layer in range(len(records[0]['unit_activities'])):
         activities = np.array([r['unit_activities'][layer] for r in records])
-        layers.append(layer_stability(seeds, activities))
+        layers.append(evaluate.active_set_stability(seeds, activities))
         name = f'layer{layer + 1}'
         plots.activity_heatmap(
             [f'seed {s}' for s in seeds], activities,

@@ -177,6 +177,27 @@ class OverlapTest(tf.test.TestCase):
                             np.mean(np.sum(counts == 0, 1)), atol=0.1)
         self.assertAllClose(sum(expected.values()), n)
 
+    def test_stability_of_identical_sets(self):
+        activities = np.full((3, 10), 1e-4)
+        activities[:, :4] = 0.5
+        s = evaluate.active_set_stability([1, 2, 3], activities)
+        self.assertEqual(s['active_units'], [4, 4, 4])
+        self.assertEqual(s['mean_jaccard'], 1.0)
+        self.assertLess(s['chance_mean_jaccard'], 0.4)
+        self.assertLess(s['chance_p_value'], 0.01)
+        self.assertEqual((s['active_in_all'], s['active_in_some'],
+                          s['active_in_none']), (4, 0, 6))
+
+    def test_stability_of_disjoint_sets(self):
+        activities = np.zeros((2, 10))
+        activities[0, :5] = activities[1, 5:] = 1.0
+        s = evaluate.active_set_stability([1, 2], activities)
+        self.assertEqual(s['mean_jaccard'], 0.0)
+        self.assertGreater(s['chance_p_value'], 0.9)
+        self.assertEqual((s['active_in_all'], s['active_in_some'],
+                          s['active_in_none']), (0, 10, 0))
+        self.assertAllClose(sum(s['chance_coverage'].values()), 10)
+
 
 if __name__ == '__main__':
     tf.test.main()

@@ -25,6 +25,7 @@ from tasks import seed_stability
 from tasks import transfer
 from iwae_tf import train  # pylint: disable=g-bad-import-order
 from iwae_tf import checkpoints
+from iwae_tf import evaluate
 from iwae_tf import sweep
 from iwae_tf.config import Config
 
@@ -105,7 +106,21 @@ class ActiveUnitsInitTest(tf.test.TestCase):
                 float(group['ll_mean']),
                 np.mean([r['test_log_likelihood'] for r in mine]))
         with open(os.path.join(out, 'summary.md')) as f:
-            self.assertIn('IWAE k=3: mean active units per init', f.read())
+            summary = f.read()
+        self.assertIn('IWAE k=3: mean active units per init', summary)
+        self.assertIn('IWAE k=3: the active sets of two seeds overlap',
+                      summary)
+        # Seed stability of the group: its active sets and their overlap.
+        [stability] = read_json(os.path.join(out, 'stability.json'))
+        by_seed = sorted(runs, key=lambda r: r['settings']['seed'])
+        sets = [set(np.flatnonzero(np.array(r['unit_activities'][0]) > 0.01))
+                for r in by_seed]
+        self.assertEqual((stability['seeds'], stability['layer']), ([3, 4], 1))
+        self.assertEqual(stability['active_units'],
+                         [r['active_units'][0] for r in by_seed])
+        self.assertEqual(stability['mean_jaccard'],
+                         evaluate.jaccard(sets[0], sets[1]))
+        self.assertEqual(stability['active_in_all'], len(sets[0] & sets[1]))
 
         # Seed stability reuses the matching runs and adds the new seed.
         stable = os.path.join(folder, 'stable')
@@ -150,30 +165,6 @@ class ActiveUnitsInitTest(tf.test.TestCase):
         for bad in ('iwae_elbo', 'iwae_elbo:0', 'elbo:5'):
             with self.assertRaises(ValueError):
                 active_units_init.parse_objectives([bad])
-
-
-class SeedStabilityTest(tf.test.TestCase):
-
-    def test_identical_sets_overlap_fully(self):
-        activities = np.full((3, 10), 1e-4)
-        activities[:, :4] = 0.5
-        s = seed_stability.layer_stability([1, 2, 3], activities)
-        self.assertEqual(s['active_units'], [4, 4, 4])
-        self.assertEqual(s['mean_jaccard'], 1.0)
-        self.assertLess(s['chance_mean_jaccard'], 0.4)
-        self.assertLess(s['chance_p_value'], 0.01)
-        self.assertEqual((s['active_in_all'], s['active_in_some'],
-                          s['active_in_none']), (4, 0, 6))
-
-    def test_disjoint_sets(self):
-        activities = np.zeros((2, 10))
-        activities[0, :5] = activities[1, 5:] = 1.0
-        s = seed_stability.layer_stability([1, 2], activities)
-        self.assertEqual(s['mean_jaccard'], 0.0)
-        self.assertGreater(s['chance_p_value'], 0.9)
-        self.assertEqual((s['active_in_all'], s['active_in_some'],
-                          s['active_in_none']), (0, 10, 0))
-        self.assertAllClose(sum(s['chance_coverage'].values()), 10)
 
 
 class CommonTest(tf.test.TestCase, parameterized.TestCase):
