@@ -7,7 +7,8 @@
 # commit their results.json, figures and final weights to results/ as they
 # finish (not their checkpoints).
 # Each line resumes its run from its last checkpoint (--resume starts a new
-# run when the logdir is empty).
+# run when the logdir is empty). The validation bound every 10 epochs, not
+# every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
 repo=${1:-$HOME/iwae-runs/code-full}
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
@@ -19,6 +20,7 @@ run() {  # core flagfile
   [ -f "$out/$name/results.json" ] && return  # Finished and evaluated.
   taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
     --data_dir "$data" --logdir "$out/$name" --resume --noprogress \
+    --eval_every_epochs 10 \
     >> "$out/$name.log" 2>&1
 }
 ( run 0 flags/binarized_mnist_1layer_iwae_k5.flags ) &
