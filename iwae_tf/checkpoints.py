@@ -3,7 +3,10 @@
 Checkpoints (logdir/checkpoints/ckpt-N) hold the model, Adam's state and the
 step counter; with the stateless randomness of train.py that is all a run
 needs to go on exactly. Every write is atomic or leaves the previous
-checkpoint whole, and restore falls back past a damaged one.
+checkpoint whole, and restore falls back past a damaged one. A finished run
+also leaves logdir/weights: its final weights alone (a third of a
+checkpoint's size), which --init_from and the evaluate command read like a
+checkpoint, so a run can be shared without its checkpoints.
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ from iwae_tf.errors import TrainingError  # Raised here; callers catch it.
 
 CHECKPOINT_DIR = 'checkpoints'
 STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
+WEIGHTS = 'weights'  # LOGDIR/weights: a finished run's weights alone.
 CONFIG_FILE = 'config.json'
 THREADS_FILE = 'threads.json'  # The TensorFlow threads a run started with.
 
@@ -31,7 +35,8 @@ def _first_line(error):
 
 def checkpoint_path(path):
     """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
-    .../stages/stage-i), or a run's logdir or checkpoint folder (its newest).
+    .../stages/stage-i, .../weights), or a run's logdir or checkpoint folder
+    (its newest checkpoint, else the logdir's weights).
 
     Raises:
         TrainingError: nothing there.
@@ -42,6 +47,8 @@ def checkpoint_path(path):
         found = checkpoint_paths(folder)
         if found:
             return found[0]
+    if tf.io.gfile.exists(os.path.join(path, WEIGHTS) + '.index'):
+        return os.path.join(path, WEIGHTS)
     raise TrainingError(f'--init_from {path}: no checkpoint there; give a '
                         'run\'s logdir or a checkpoint such as '
                         'LOGDIR/stages/stage-7')
@@ -245,18 +252,35 @@ def save(manager, step):
             'kept)')
 
 
-def save_stage(checkpoint, logdir, stage):
-    """Writes logdir/stages/stage-{stage}, kept for good (--init_from can
-    start from it). Written under a temporary name and renamed index last,
-    so a kill leaves no half checkpoint under the stage's name."""
-    directory = os.path.join(logdir, STAGE_DIR)
+def _write_whole(checkpoint, directory, name):
+    """checkpoint.write to directory/name, under a temporary name first and
+    renamed index last, so a kill leaves no half checkpoint under name."""
     os.makedirs(directory, exist_ok=True)
-    tmp = checkpoint.write(os.path.join(directory, f'tmp-stage-{stage}'))
-    final = os.path.join(directory, f'stage-{stage}')
+    tmp = checkpoint.write(os.path.join(directory, f'tmp-{name}'))
+    final = os.path.join(directory, name)
     names = sorted(tf.io.gfile.glob(tmp + '.*'), key=lambda n: n.endswith(
         '.index'))  # The index file last: it marks a whole checkpoint.
-    for name in names:
-        os.replace(name, final + name[len(tmp):])
+    for path in names:
+        os.replace(path, final + path[len(tmp):])
     return final
 
 
+def save_stage(checkpoint, logdir, stage):
+    """Writes logdir/stages/stage-{stage}, kept for good (--init_from can
+    start from it)."""
+    return _write_whole(checkpoint, os.path.join(logdir, STAGE_DIR),
+                        f'stage-{stage}')
+
+
+def save_weights(model, logdir):
+    """Writes logdir/weights: model's weights alone (as load_weights reads
+    them from a checkpoint: no optimizer state, no step).
+
+    Returns:
+        its path.
+    """
+    # The keys of a training checkpoint's weights (see _WEIGHT_KEY).
+    holder = tf.Module()
+    holder._trainable_variables = list(model.trainable_variables)  # pylint: disable=protected-access
+    return _write_whole(tf.train.Checkpoint(optimizer=holder), logdir,
+                        WEIGHTS)

@@ -526,5 +526,6 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             log(f'stage {schedule(epoch)[0]} ends: kept {path}')
     if step == steps_per_epoch * config.total_epochs:
         epoch_end.last()
+        checkpoints.save_weights(model, logdir)
     return TrainResult(model, _rate(train_examples, train_time),
                        time.time() - start_time, _mean(last_sum, last_count))

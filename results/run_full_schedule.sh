@@ -3,16 +3,34 @@
 # one run per core, niced so interactive work comes first. Start or resume:
 #   git worktree add --detach ~/iwae-runs/code-full   # once: a fixed checkout
 #   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code-full
-# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist;
-# commit their results.json, figures and final weights to results/ as they
-# finish (not their checkpoints).
+# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist.
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
+# Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
+# results.json, test_log_likelihoods.npy, config.json, final weights and
+# figures; not their checkpoints, nor the GIF's frames), each loadable with
+# --init_from and `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`:
+#   bash results/run_full_schedule.sh --collect
+out=~/iwae-runs/table1_binarized_mnist
+if [ "${1:-}" = --collect ]; then
+  kept=$(cd "$(dirname "$0")" && pwd)/table1_binarized_mnist
+  for dir in "$out"/*/; do
+    name=$(basename "$dir")
+    [ -f "$dir/results.json" ] || continue  # Not finished yet.
+    mkdir -p "$kept/$name"
+    cp "$dir"/results.json "$dir"/test_log_likelihoods.npy \
+      "$dir"/config.json "$dir"/weights.* "$kept/$name/"
+    mkdir -p "$kept/$name/figures"  # The post-run figures and the GIF,
+    cp "$dir"/figures/*.png "$dir"/figures/*.gif "$kept/$name/figures/" \
+      2>/dev/null || true  # not the GIF's frames.
+    echo "collected $name"
+  done
+  exit 0
+fi
 repo=${1:-$HOME/iwae-runs/code-full}
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
-out=~/iwae-runs/table1_binarized_mnist
 mkdir -p "$out"
 cd "$repo"
 run() {  # core flagfile

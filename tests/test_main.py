@@ -6,6 +6,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -167,6 +168,19 @@ class EvaluateCommandTest(tf.test.TestCase):
                          trained['test_log_likelihood'])
         self.assertAllEqual(np.load(os.path.join(
             out, 'test_log_likelihoods.npy')), per_image)
+        # The run's final weights and config.json alone (what results/
+        # keeps of a long run): the same numbers.
+        shared = os.path.join(folder, 'shared')
+        os.makedirs(shared)
+        for name in os.listdir(logdir):
+            if name == 'config.json' or name.startswith('weights.'):
+                shutil.copy(os.path.join(logdir, name), shared)
+        self.assertIsNone(in_process(
+            lambda argv: command(['evaluate', shared]), 'evaluate',
+            '--data_dir', folder, '--max_test_examples', '12'))
+        with open(os.path.join(shared, 'evaluation', 'results.json')) as f:
+            self.assertEqual(json.load(f)['test_log_likelihood'],
+                             trained['test_log_likelihood'])
 
     def test_no_run_there_is_one_line(self):
         sys.path.insert(0, ROOT)

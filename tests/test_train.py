@@ -368,6 +368,24 @@ class InitFromTest(tf.test.TestCase):
                 for a, b in zip(model.trainable_variables,
                                 trained.trainable_variables):
                     self.assertAllEqual(a, b)
+        # The finished run's weights alone, shared without its checkpoints
+        # (config.json beside them), read as its last checkpoint is.
+        shared = os.path.join(self.get_temp_dir(), 'shared')
+        os.makedirs(shared)
+        for name in os.listdir(source):
+            if name == 'config.json' or name.startswith('weights.'):
+                shutil.copy(os.path.join(source, name), shared)
+        model = train.make_model(SMALL, toy_dataset())
+        self.assertEqual(checkpoints.load_weights(model, shared),
+                         os.path.join(shared, 'weights'))
+        for a, b in zip(model.trainable_variables,
+                        trained.trainable_variables):
+            self.assertAllEqual(a, b)
+        data_file = '.data-00000-of-00001'
+        self.assertLess(  # No Adam moments: about a third of the size.
+            os.path.getsize(os.path.join(shared, 'weights' + data_file)),
+            0.4 * os.path.getsize(checkpoints.checkpoint_path(source) +
+                                  data_file))
         lines = []
         target = os.path.join(self.get_temp_dir(), 'target')
         transfer = dataclasses.replace(SMALL, objective='vae_elbo',
