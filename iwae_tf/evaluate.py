@@ -1,4 +1,5 @@
-"""Evaluation: k=5000 log-likelihood, bounds on a dataset, active units.
+"""Evaluation: k=5000 log-likelihood, bounds on a dataset, active units
+(and whether runs keep the same ones).
 
 log p(x) is estimated by L_5000 (paper, section 5: "we estimate the
 log-likelihood ... with k = 5000"). The 5000 samples are drawn in chunks and
@@ -32,7 +33,7 @@ ACTIVITY_THRESHOLD = 0.01  # A_u > 0.01 marks an active unit (section 5.2).
 # Compiled calls of an evaluation in flight at once (see _map_batches): 2
 # gives the k=5000 estimate about 1.1x the images/s of 1 on 2 CPU cores.
 CALLS_AT_ONCE = 2
-_CHANCE_DRAWS = 20000  # Random set draws of active_set_stability's p-value.
+CHANCE_DRAWS = 20000  # Random set draws of active_set_stability's p-value.
 
 
 def _largest_divisor_at_most(n, limit):
@@ -457,11 +458,11 @@ def active_set_stability(seeds, activities, threshold=ACTIVITY_THRESHOLD,
         if pairs else float('nan')
     # How often random sets of the same sizes overlap as much as observed.
     rng = np.random.default_rng(seed)
-    draws = np.argsort(rng.random((_CHANCE_DRAWS, n_runs, n_units)), axis=-1)
-    chosen = np.zeros((_CHANCE_DRAWS, n_runs, n_units), bool)
+    draws = np.argsort(rng.random((CHANCE_DRAWS, n_runs, n_units)), axis=-1)
+    chosen = np.zeros((CHANCE_DRAWS, n_runs, n_units), bool)
     for r, size in enumerate(sizes):
         np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
-    random_means = np.zeros(_CHANCE_DRAWS)
+    random_means = np.zeros(CHANCE_DRAWS)
     for i, j in pairs:
         inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
         union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
@@ -476,7 +477,7 @@ def active_set_stability(seeds, activities, threshold=ACTIVITY_THRESHOLD,
         jaccard=matrix.tolist(), mean_jaccard=observed,
         chance_mean_jaccard=chance,
         chance_p_value=float((np.sum(random_means >= observed - 1e-12) + 1) /
-                             (_CHANCE_DRAWS + 1)),
+                             (CHANCE_DRAWS + 1)),
         units=n_units,
         active_in_all=int(np.sum(counts == n_runs)),
         active_in_some=int(np.sum((counts > 0) & (counts < n_runs))),

@@ -212,8 +212,9 @@ def write_summary(groups, findings, stability, out_dir, epochs):
                   f'{s["chance_coverage"]["none"]:.1f}) |' for s in stability]
         lines += ['', 'Mean pairwise Jaccard overlap |A ∩ B| / |A ∪ B| of '
                   'the active sets of two seeds; chance: the same for random '
-                  'sets of the same sizes, p: the share of 20,000 such random '
-                  'choices that overlap at least as much.', '']
+                  'sets of the same sizes, p: the share of '
+                  f'{evaluate.CHANCE_DRAWS:,} such random choices that '
+                  'overlap at least as much.', '']
     lines += [f'- {finding}' for finding in findings]
     with open(os.path.join(out_dir, 'summary.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
