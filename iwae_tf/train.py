@@ -363,9 +363,60 @@ class EpochEnd:
                                                  'training.gif'))
 
 
-def _rate(examples, seconds):
-    """Examples per second; None when every call included compiling."""
-    return examples / seconds if seconds > 0 else None
+class _Rate:
+    """Training examples per second, leaving out the first call of a run
+    (it includes compiling): None when every call did."""
+
+    def __init__(self):
+        self.seconds, self.examples, self.first_call = 0.0, 0, True
+
+    def add(self, seconds, examples):
+        if not self.first_call:
+            self.seconds += seconds
+            self.examples += examples
+        self.first_call = False
+
+    def value(self):
+        return self.examples / self.seconds if self.seconds > 0 else None
+
+
+class EpochBound:
+    """The training bound of each epoch, the same bits resumed or not.
+
+    Sums the finite bounds of the epoch so far in step order and keeps the
+    sum and count of the last epoch that had any. The four numbers live in
+    the checkpoint's epoch_bound variable, so an epoch resumed midway
+    reports the mean of all its steps and a finished run resumed its last
+    epoch's.
+    """
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.sum, self.count, self.last_sum, self.last_count = \
+            variable.numpy().tolist()
+
+    def add(self, bounds):
+        for value in bounds[np.isfinite(bounds)].tolist():
+            self.sum += value
+            self.count += 1
+
+    def close(self):
+        """The epoch's end: its sums become the last epoch's (unless it had
+        no finite bound) and the next epoch starts at 0."""
+        if self.count:
+            self.last_sum, self.last_count = self.sum, self.count
+        self.sum, self.count = 0.0, 0
+
+    def mean(self):
+        return _mean(self.sum, self.count)
+
+    def last_mean(self):
+        return _mean(self.last_sum, self.last_count)
+
+    def store(self):
+        """Into the checkpoint's variable."""
+        self.variable.assign([self.sum, self.count, self.last_sum,
+                              self.last_count])
 
 
 def learning_rate(config, epoch):
@@ -389,14 +440,6 @@ def _start(config, checkpoint, manager, model, resume, log):
         log(f'weights from {checkpoints.load_weights(model, config.init_from)}'
             '; a fresh optimizer')
     return int(checkpoint.step.numpy())
-
-
-def _closed(bound_sum, bound_count, last_sum, last_count):
-    """epoch_bound's four values once an epoch ends: its sums become the
-    last epoch's (unless it had no finite bound) and the next starts at 0."""
-    if bound_count:
-        last_sum, last_count = bound_sum, bound_count
-    return 0.0, 0, last_sum, last_count
 
 
 def _mean(total, count):
@@ -447,10 +490,7 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
 
     model, optimizer = make_model(config, dataset), make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    # epoch_bound: the sum and count of the finite bounds of the epoch so
-    # far, then those of the last epoch that had any, so that an epoch
-    # resumed midway reports the mean of all its steps, and a finished run
-    # resumed its last epoch's.
+    # epoch_bound: the four numbers of EpochBound.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64),
         epoch_bound=tf.Variable(tf.zeros(4, tf.float64)))
@@ -461,15 +501,12 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
                     min(config.steps_per_call, steps_per_epoch))
     epoch_end = EpochEnd(model, config, dataset, logdir, log)
 
-    last_save, train_time, train_examples = time.time(), 0.0, 0
-    first_call = True
-    bound_sum, bound_count, last_sum, last_count = \
-        checkpoint.epoch_bound.numpy().tolist()
-    if step % steps_per_epoch == 0 and bound_count:
+    last_save, rate = time.time(), _Rate()
+    bounds = EpochBound(checkpoint.epoch_bound)
+    if step % steps_per_epoch == 0 and bounds.count:
         # Saved at an epoch's end before it was closed (versions before
         # commit 22c7b56).
-        bound_sum, bound_count, last_sum, last_count = _closed(
-            bound_sum, bound_count, last_sum, last_count)
+        bounds.close()
     for epoch in range(step // steps_per_epoch, config.total_epochs):
         optimizer.learning_rate = learning_rate(config, epoch)
         batches = epoch_order(n_train, config.seed, epoch)[
@@ -483,40 +520,32 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             t0 = time.time()
             block_bounds = blocks.run(
                 batches[offset:offset + blocks.steps_per_call], step)
-            if not first_call:  # The first call includes compilation.
-                train_time += time.time() - t0
-                train_examples += len(block_bounds) * batch
-            first_call = False
+            rate.add(time.time() - t0, len(block_bounds) * batch)
             bad = np.flatnonzero(~np.isfinite(block_bounds))
             if bad.size and config.nan_policy == 'stop':
                 _stop_at(step + int(bad[0]), checkpoint, manager, epoch)
             skipped.extend((step + bad + 1).tolist())
             step += len(block_bounds)
-            for value in block_bounds[np.isfinite(block_bounds)].tolist():
-                bound_sum += value  # In order: resumed or not, same bits.
-                bound_count += 1
+            bounds.add(block_bounds)
             if bar:
                 bar.update(step - epoch * steps_per_epoch,
-                           [('bound', _mean(bound_sum, bound_count))])
+                           [('bound', bounds.mean())])
             if step % steps_per_epoch == 0:  # The epoch's end: close it
-                # before any checkpoint holds this step.
-                bound_sum, bound_count, last_sum, last_count = _closed(
-                    bound_sum, bound_count, last_sum, last_count)
+                bounds.close()  # before any checkpoint holds this step.
             checkpoint.step.assign(step)
-            checkpoint.epoch_bound.assign([bound_sum, bound_count, last_sum,
-                                           last_count])
+            bounds.store()
             # Preempted (tests), or time for a checkpoint.
             if stop_after_steps is not None and step >= stop_after_steps:
                 checkpoints.save(manager, step)
-                return TrainResult(model, _rate(train_examples, train_time),
+                return TrainResult(model, rate.value(),
                                    time.time() - start_time,
-                                   _mean(last_sum, last_count))
+                                   bounds.last_mean())
             if time.time() - last_save > config.checkpoint_every_secs:
                 checkpoints.save(manager, step)
                 last_save = time.time()
 
         # End of the epoch: summaries, checkpoints at stage ends.
-        epoch_end(epoch, _mean(last_sum, last_count), skipped)
+        epoch_end(epoch, bounds.last_mean(), skipped)
         if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
             checkpoints.save(manager, step)
             last_save = time.time()
@@ -527,5 +556,5 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
     if step == steps_per_epoch * config.total_epochs:
         epoch_end.last()
         checkpoints.save_weights(model, logdir)
-    return TrainResult(model, _rate(train_examples, train_time),
-                       time.time() - start_time, _mean(last_sum, last_count))
+    return TrainResult(model, rate.value(), time.time() - start_time,
+                       bounds.last_mean())
