@@ -375,6 +375,37 @@ def _time_left(wall_times, left, workers, elapsed, ended):
     return elapsed / ended * left
 
 
+def _reuse(runs, other_ledger, path, done):
+    """Copies into the ledger at path, and into done, the done runs of
+    other_ledger that have the settings of one of runs."""
+    wanted = {record_key(r.settings(), r.name) for r in runs}
+    for key, record in finished(other_ledger).items():
+        if key in wanted and key not in done:
+            done[key] = record
+            append_record(path, record)
+
+
+def _ledger_as_they_end(records, n_todo, path, done, failed, workers, log):
+    """Appends each record to the ledger as its run ends, files it in done
+    or failed (dicts, updated) and logs the progress with the time left."""
+    start, ended, wall_times = time.time(), 0, []
+    for record in records:
+        ended += 1
+        append_record(path, record)
+        if record['status'] == 'done':
+            done[record_key(record['settings'], record['name'])] = record
+            wall_times.append(record['wall_time_s'])
+        else:
+            failed[record['name']] = record
+        left = n_todo - ended
+        running = min(left, workers)
+        eta = _time_left(wall_times, left, workers, time.time() - start,
+                         ended)
+        log(f'[{ended}/{n_todo} done, {running} running, '
+            f'{left - running} waiting] {_outcome(record)}'
+            + (f'; about {_duration(eta)} left' if left else ''))
+
+
 def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
              ray_address=None, retries=3, shard=(0, 1), prune=False,
              reuse_from=None, log=print):
@@ -411,11 +442,7 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     path = os.path.join(out_dir, LEDGER)
     done = finished(path)
     if reuse_from:
-        wanted = {record_key(r.settings(), r.name) for r in runs}
-        for key, record in finished(os.path.join(reuse_from, LEDGER)).items():
-            if key in wanted and key not in done:
-                done[key] = record
-                append_record(path, record)
+        _reuse(runs, os.path.join(reuse_from, LEDGER), path, done)
     mine = runs[shard[0]::shard[1]]
     todo = [r for r in mine if record_key(r.settings(), r.name) not in done]
     refused = [r for r in todo if r.error]  # Recorded without running.
@@ -442,22 +469,8 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
         failed[run.name] = run_one(run, logdir_of(out_dir, run))
         append_record(path, failed[run.name])
         log(f'{run.name}: FAILED: {run.error}')
-    start, ended, wall_times = time.time(), 0, []
-    for record in records:
-        ended += 1
-        append_record(path, record)
-        if record['status'] == 'done':
-            done[record_key(record['settings'], record['name'])] = record
-            wall_times.append(record['wall_time_s'])
-        else:
-            failed[record['name']] = record
-        left = len(todo) - ended
-        running = min(left, workers or 1)
-        eta = _time_left(wall_times, left, workers or 1, time.time() - start,
-                         ended)
-        log(f'[{ended}/{len(todo)} done, {running} running, '
-            f'{left - running} waiting] {_outcome(record)}'
-            + (f'; about {_duration(eta)} left' if left else ''))
+    _ledger_as_they_end(records, len(todo), path, done, failed, workers or 1,
+                        log)
     ended_records = []
     for run in mine:
         key = record_key(run.settings(), run.name)
