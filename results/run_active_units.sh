@@ -12,6 +12,10 @@
 # last checkpoint. Collect finished runs into results/ (their ledger,
 # results.json files, and runs.md / runs.csv written from that ledger) with
 #   bash results/run_active_units.sh --collect
+# Once all 40 are collected, the study's analysis (trains nothing; writes
+# summary.md / .csv, stability.json and the figures beside the ledger):
+#   python tasks/active_units_init.py --data_dir ../shared/data --epochs 80 \
+#     --out_dir results/active_units_80_epochs --resume
 here=$(cd "$(dirname "$0")" && pwd)
 out=~/iwae-runs/active_units_80_epochs
 kept=$here/active_units_80_epochs

@@ -132,10 +132,13 @@ def summarize(rows):
                  and a['init'] == b['init']]
         if pairs:
             gaps = [b['active_mean'] - a['active_mean'] for a, b in pairs]
+            ll_gaps = [b['ll_mean'] - a['ll_mean'] for a, b in pairs]
             findings.append(
                 f'{other} against {labels[0]}: '
                 f'{sum(gaps) / len(gaps):+.1f} active units on average over '
-                f'inits ({", ".join(f"{g:+.1f}" for g in gaps)} per init).')
+                f'inits ({", ".join(f"{g:+.1f}" for g in gaps)} per init), '
+                f'{min(ll_gaps):+.2f} to {max(ll_gaps):+.2f} nats of test '
+                'log-likelihood.')
     return groups, findings
 
 

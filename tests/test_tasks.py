@@ -152,11 +152,14 @@ class ActiveUnitsInitTest(tf.test.TestCase):
         self.assertEqual(groups[0]['ll_mean'], -101.0)
         self.assertIn('spread of 19.0', findings[0])
         self.assertIn('the init makes a difference', findings[0])
-        rows += [dict(r, objective='IWAE k=5', active=r['active'] + 2)
+        rows += [dict(r, objective='IWAE k=5', active=r['active'] + 2,
+                      log_likelihood=r['log_likelihood'] + 1.5
+                      + (r['init'] == 'xa'))
                  for r in rows]
         findings = active_units_init.summarize(rows)[1]
         self.assertIn('IWAE k=5 against VAE k=1: +2.0 active units',
                       findings[-1])
+        self.assertIn('+1.50 to +2.50 nats', findings[-1])
 
     def test_parse_objectives(self):
         self.assertEqual(active_units_init.parse_objectives(
