@@ -109,21 +109,13 @@ def forward_macs(model, n_samples):
     return per_x + n_samples * per_sample
 
 
-def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
-    """Prints ms and GFLOP/s of the parts of a 1-layer bound over draws
-    samples (draws / images per image), each one XLA call: the decoder on
-    fixed draws, with each pixel density; the pixel densities of fixed
-    logits summed two ways; the normal draws alone: tf.random's with its
-    default algorithm and with Philox, and this package's (Philox words, by
-    the inverse CDF); the whole log_weights, averaged
-    over repeats seeds (its time varies with the seed)."""
-    model = train.make_model(Config(), dataset)
+def _bound_parts(model, x, x_rows, h):
+    """(name, fn of a seed) of the parts of a 1-layer bound that
+    density_costs times, on the draws h [draws, units] of the images x
+    (x_rows: x tiled to one row per draw)."""
     decoder = model.p_nets[0]
-    x = tf.constant(dataset.test[:images])
-    x_rows = tf.tile(x, [draws // images, 1])  # [draws, n_pixels]
-    shape = [draws, model.latent_units[0]]
-    h = tf.constant(np.random.default_rng(0).standard_normal(shape),
-                    tf.float32)
+    draws, images = int(h.shape[0]), int(x.shape[0])
+    shape = [draws, int(h.shape[1])]
 
     def matmuls(seed):
         del seed
@@ -167,7 +159,7 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
         return lambda seed: tf.reduce_sum(sum_pixels(models.log_sigmoid(
             (2 * x_rows - 1) * logits)))
 
-    parts = (
+    return (
         ('decoder matmuls alone', matmuls),
         ('decoder with biases and tanh', decoder_only(False)),
         ('the same, biases as ones @ bias', decoder_only(True)),
@@ -186,6 +178,23 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
         ('normal draws alone, Philox', normals('philox')),
         ('normal draws alone, models.normal_draws', lambda seed:
          tf.reduce_sum(models.normal_draws(shape, seed))))
+
+
+def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
+    """Prints ms and GFLOP/s of the parts of a 1-layer bound over draws
+    samples (draws / images per image), each one XLA call: the decoder on
+    fixed draws, with each pixel density; the pixel densities of fixed
+    logits summed two ways; the normal draws alone: tf.random's with its
+    default algorithm and with Philox, and this package's (Philox words, by
+    the inverse CDF); the whole log_weights, averaged
+    over repeats seeds (its time varies with the seed)."""
+    model = train.make_model(Config(), dataset)
+    decoder = model.p_nets[0]
+    x = tf.constant(dataset.test[:images])
+    x_rows = tf.tile(x, [draws // images, 1])  # [draws, n_pixels]
+    h = tf.constant(np.random.default_rng(0).standard_normal(
+        [draws, model.latent_units[0]]), tf.float32)
+    parts = _bound_parts(model, x, x_rows, h)
     flops = 2 * draws * sum(int(l.kernel.shape[0]) * int(l.kernel.shape[1])
                             for l in decoder.hidden + [decoder.logits])
     seeds = [tf.constant([1, i], tf.int32) for i in range(repeats)]
