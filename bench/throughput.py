@@ -493,20 +493,9 @@ def pruned_pair(evaluator, x, plain_seconds):
           f'({one / two:.2f}x)')
 
 
-def main(argv):
-    del argv
-    torch_ok = False
-    if FLAGS.torch:
-        try:
-            import torch  # noqa: F401
-            torch_ok = True
-        except ImportError:
-            print('(PyTorch not installed: its column is skipped)')
-    peak = matmul_gflops()
-    print(f'float32 matmul rate (2048x2048, XLA): {peak:.1f} GFLOP/s')
-    dataset = training_data()
-    print(f'training data: {dataset.name}, batch {BATCH}, {FLAGS.steps} '
-          'steps per variant\n')
+def training_table(dataset, peak, torch_ok):
+    """Prints examples/s of each --configs variant: fused, one step per
+    call, plain XLA step (and PyTorch), with the fused rate's GFLOP/s."""
     header = (f'{"layers":>6} {"k":>3} {"fused ex/s":>11} {"step ex/s":>10} '
               f'{"xla1 ex/s":>10} {"fused/step":>10} {"fused/xla1":>10}')
     if torch_ok:
@@ -529,10 +518,13 @@ def main(argv):
                  f'{achieved / peak:>8.0%}')
         print(line, flush=True)
 
-    if FLAGS.estimators:
-        print(f'\n{"layers":>6} {"k":>3} {"estimator":>9} {"ex/s":>8} '
-              f'{"time/standard":>13}')
-    for config in FLAGS.configs if FLAGS.estimators else ():
+
+def estimator_table(dataset):
+    """Prints the fused examples/s of each --estimators against the
+    standard one's, per --configs variant."""
+    print(f'\n{"layers":>6} {"k":>3} {"estimator":>9} {"ex/s":>8} '
+          f'{"time/standard":>13}')
+    for config in FLAGS.configs:
         layers, k = (int(v) for v in config.split(':'))
         rates = {}
         for estimator in ['standard'] + FLAGS.estimators:
@@ -544,38 +536,60 @@ def main(argv):
                   f'{rates["standard"] / rates[estimator]:>12.2f}x',
                   flush=True)
 
-    if FLAGS.eval:
-        print()
-        for layers in sorted({int(c.split(':')[0]) for c in FLAGS.configs}):
-            config = Config(stochastic_layers=layers)
-            model = train.make_model(config, dataset)
-            evaluator = evaluate.Evaluator(model)
-            x, _ = data.random_subset(dataset.test, FLAGS.eval_images, 0)
-            evaluator.log_likelihood(x[:100], 5000)  # compile
-            # The machine's rate drifts within minutes: measured again here.
-            now = matmul_gflops()
-            # Best of 3, like the matmul rate: the least disturbed moment.
-            seconds = min(_timed(lambda: evaluator.log_likelihood(x, 5000))
-                          for _ in range(3))
-            rate = len(x) / seconds
-            flops = 2 * forward_macs(model, 5000)
-            achieved = rate * flops / 1e9
-            print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
-                  f'images/s, {flops / 1e9:.2f} GFLOP/image, '
-                  f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul '
-                  f'({achieved / now:.0%} of {now:.1f} GFLOP/s, the matmul '
-                  'rate measured just before)')
-            if FLAGS.profile:
-                print_profile(  # Compiled for x already.
-                    f'k=5000 evaluation, {layers} layer(s)',
-                    lambda: evaluator.log_likelihood(x, 5000), len(x),
-                    'image')
-            pruned_pair(evaluator, x, seconds)
 
+def evaluation_rates(dataset, peak):
+    """Prints the k=5000 evaluation's test images/s and share of the matmul
+    rate, per depth of --configs (with its profile, and the pruned pair)."""
+    print()
+    for layers in sorted({int(c.split(':')[0]) for c in FLAGS.configs}):
+        config = Config(stochastic_layers=layers)
+        model = train.make_model(config, dataset)
+        evaluator = evaluate.Evaluator(model)
+        x, _ = data.random_subset(dataset.test, FLAGS.eval_images, 0)
+        evaluator.log_likelihood(x[:100], 5000)  # compile
+        # The machine's rate drifts within minutes: measured again here.
+        now = matmul_gflops()
+        # Best of 3, like the matmul rate: the least disturbed moment.
+        seconds = min(_timed(lambda: evaluator.log_likelihood(x, 5000))
+                      for _ in range(3))
+        rate = len(x) / seconds
+        flops = 2 * forward_macs(model, 5000)
+        achieved = rate * flops / 1e9
+        print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
+              f'images/s, {flops / 1e9:.2f} GFLOP/image, '
+              f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul '
+              f'({achieved / now:.0%} of {now:.1f} GFLOP/s, the matmul '
+              'rate measured just before)')
+        if FLAGS.profile:
+            print_profile(  # Compiled for x already.
+                f'k=5000 evaluation, {layers} layer(s)',
+                lambda: evaluator.log_likelihood(x, 5000), len(x),
+                'image')
+        pruned_pair(evaluator, x, seconds)
+
+
+def main(argv):
+    del argv
+    torch_ok = False
+    if FLAGS.torch:
+        try:
+            import torch  # noqa: F401
+            torch_ok = True
+        except ImportError:
+            print('(PyTorch not installed: its column is skipped)')
+    peak = matmul_gflops()
+    print(f'float32 matmul rate (2048x2048, XLA): {peak:.1f} GFLOP/s')
+    dataset = training_data()
+    print(f'training data: {dataset.name}, batch {BATCH}, {FLAGS.steps} '
+          'steps per variant\n')
+    training_table(dataset, peak, torch_ok)
+    if FLAGS.estimators:
+        estimator_table(dataset)
+    if FLAGS.eval:
+        evaluation_rates(dataset, peak)
     if FLAGS.step_parts:
         for config in FLAGS.configs:
             step_costs(dataset, *(int(v) for v in config.split(':')))
-
     if FLAGS.densities:
         density_costs(dataset, peak)
 
