@@ -123,7 +123,7 @@ def summarize(rows):
                            if p_value < 0.05 else
                            'no difference beyond seed noise')
                 text += (f'; one-way ANOVA over inits F = {f_value:.2f}, '
-                         f'p = {p_value:.3f}: {verdict}')
+                         f'p = {p_value:.2g}: {verdict}')
         findings.append(text + '.')
     labels = list(dict.fromkeys(g['objective'] for g in groups))
     for other in labels[1:]:
