@@ -10,7 +10,8 @@
 # Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
 # results.json, test_log_likelihoods.npy, config.json, final weights and
 # figures; not their checkpoints, nor the GIF's frames), each loadable with
-# --init_from and `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`:
+# --init_from and `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
+# and write their table (tasks/paper_table.py):
 #   bash results/run_full_schedule.sh --collect
 out=~/iwae-runs/table1_binarized_mnist
 if [ "${1:-}" = --collect ]; then
@@ -26,6 +27,9 @@ if [ "${1:-}" = --collect ]; then
       2>/dev/null || true  # not the GIF's frames.
     echo "collected $name"
   done
+  # The table beside the paper's and nbip/IWAE's numbers: table.md, table.csv.
+  [ -d "$kept" ] && python "$(dirname "$0")/../tasks/paper_table.py" \
+    --runs_dir "$kept"
   exit 0
 fi
 repo=${1:-$HOME/iwae-runs/code-full}

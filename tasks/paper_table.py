@@ -1,0 +1,225 @@
+"""Our runs of the paper's table beside the paper and nbip/IWAE.
+
+Reads every run folder under --runs_dir (main.py's logdir, or a folder
+collected from one into results/: its results.json and config.json) and
+prints one row per run: the k=5000 test log-likelihood beside the paper's
+and nbip/IWAE's TF2 reproduction's, how far it is from the paper's, the
+active units, the train - test gap (the k=5000 estimate on the training
+set minus the test set's, from runs made with --eval_train), epochs and
+wall time. A run still training (a checkpoint, no results.json) gets a
+row with the epoch of its last checkpoint (its step when the run's data
+cannot be read here). Writes table.md and table.csv
+into --runs_dir.
+
+  python tasks/paper_table.py --runs_dir results/table1_binarized_mnist
+  python tasks/paper_table.py --runs_dir ~/iwae-runs/table1_binarized_mnist
+"""
+
+import csv
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))  # The repository root, for iwae_tf.
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+from iwae_tf import checkpoints
+from iwae_tf import cli
+from iwae_tf import data
+from iwae_tf import pipeline
+from iwae_tf.config import Config
+
+flags.DEFINE_string('runs_dir', os.path.join('results',
+                                             'table1_binarized_mnist'),
+                    'A folder of run folders (main.py logdirs).')
+FLAGS = flags.FLAGS
+
+# Test log-likelihoods (k=5000) by (dataset, stochastic layers, objective,
+# k); at k=1 the IWAE is the VAE. Paper: Burda et al. 2016, table 1 for
+# MNIST (binarized afresh each epoch) and appendix D for the fixed
+# binarization. nbip/IWAE: its README (github.com/nbip/IWAE), 3,280 epochs.
+PAPER = {
+    ('binarized_mnist', 1, 'iwae_elbo', 1): -88.71,
+    ('binarized_mnist', 1, 'iwae_elbo', 5): -87.63,
+    ('binarized_mnist', 1, 'iwae_elbo', 50): -87.10,
+    ('mnist', 1, 'vae_elbo', 5): -86.47,
+    ('mnist', 1, 'vae_elbo', 50): -86.35,
+    ('mnist', 1, 'iwae_elbo', 1): -86.76,
+    ('mnist', 1, 'iwae_elbo', 5): -85.54,
+    ('mnist', 1, 'iwae_elbo', 50): -84.78,
+    ('mnist', 2, 'vae_elbo', 5): -85.01,
+    ('mnist', 2, 'vae_elbo', 50): -84.78,
+    ('mnist', 2, 'iwae_elbo', 1): -85.33,
+    ('mnist', 2, 'iwae_elbo', 5): -83.89,
+    ('mnist', 2, 'iwae_elbo', 50): -82.90,
+}
+NBIP = {
+    ('binarized_mnist', 1, 'iwae_elbo', 1): -89.93,
+    ('binarized_mnist', 1, 'iwae_elbo', 5): -87.65,
+    ('binarized_mnist', 1, 'iwae_elbo', 50): -86.71,
+    ('mnist', 1, 'vae_elbo', 5): -86.10,
+    ('mnist', 1, 'vae_elbo', 50): -86.06,
+    ('mnist', 1, 'iwae_elbo', 1): -86.35,
+    ('mnist', 1, 'iwae_elbo', 5): -85.18,
+    ('mnist', 1, 'iwae_elbo', 50): -84.59,
+    ('mnist', 2, 'vae_elbo', 5): -84.08,
+    ('mnist', 2, 'vae_elbo', 50): -83.89,
+    ('mnist', 2, 'iwae_elbo', 1): -84.83,
+    ('mnist', 2, 'iwae_elbo', 5): -83.48,
+    ('mnist', 2, 'iwae_elbo', 50): -82.82,
+}
+COLUMNS = ('run', 'paper', 'nbip/IWAE', 'this package', 'minus paper',
+           'active units', 'train - test gap', 'epochs', 'wall time')
+
+
+def reference_key(config):
+    """The key of config's row in PAPER and NBIP (the standard estimator
+    only; at k=1 the VAE is the IWAE), or None."""
+    if config.estimator != 'standard' or config.conditional:
+        return None
+    objective = 'iwae_elbo' if config.n_samples == 1 else config.objective
+    return (config.dataset, config.stochastic_layers, objective,
+            config.n_samples)
+
+
+def _last_step(folder):
+    """The step of the run's last checkpoint, or None."""
+    index = os.path.join(folder, checkpoints.CHECKPOINT_DIR, 'checkpoint')
+    if not os.path.exists(index):
+        return None
+    with open(index) as f:
+        found = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
+    return int(found.group(1)) if found else None
+
+
+def _epochs_done(config, step):
+    """The epochs that step completes (train.train's epochs of n_train //
+    batch_size steps), or None when the run's data cannot be read."""
+    if step is None:
+        return None
+    try:
+        n_train = len(pipeline.load_data(config).train)
+    except (data.DataError, OSError, ValueError):
+        return None
+    return step // (n_train // config.batch_size)
+
+
+def read_run(folder):
+    """The figures of the run in folder: a dict of COLUMNS' values (None
+    where there is nothing), or None when the folder holds no run."""
+    results_path = os.path.join(folder, pipeline.RESULTS_FILE)
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            results = json.load(f)
+        config = Config.from_dict(results.get('config', {}))
+    elif os.path.exists(os.path.join(folder, checkpoints.CONFIG_FILE)):
+        with open(os.path.join(folder, checkpoints.CONFIG_FILE)) as f:
+            config = Config.from_dict(json.load(f))
+        results = None
+    else:
+        return None
+    key = reference_key(config)
+    row = dict.fromkeys(COLUMNS)
+    row.update({'run': os.path.basename(os.path.normpath(folder)),
+                'paper': PAPER.get(key), 'nbip/IWAE': NBIP.get(key),
+                'epochs': config.total_epochs})
+    row['order'] = (config.dataset, config.stochastic_layers,
+                    config.objective != 'vae_elbo', config.n_samples,
+                    config.estimator != 'standard', config.estimator,
+                    row['run'])  # The paper's order, other estimators after.
+    if results is None:
+        row['step'] = _last_step(folder)
+        row['epochs done'] = _epochs_done(config, row['step'])
+        return row
+    test = results['test_log_likelihood']
+    row.update({'this package': test, 'active units': sum(
+        results['active_units']), 'wall time': results['wall_time_s']})
+    if row['paper'] is not None:
+        row['minus paper'] = test - row['paper']
+    if 'train_log_likelihood' in results:
+        row['train - test gap'] = results['train_log_likelihood'] - test
+    return row
+
+
+def read_runs(runs_dir):
+    """The rows of every run folder in runs_dir, in the paper's order
+    (dataset, layers, VAE before IWAE, k).
+
+    Raises:
+        ValueError: runs_dir holds no run.
+    """
+    if not os.path.isdir(runs_dir):
+        raise ValueError(f'--runs_dir {runs_dir} is not a folder; give the '
+                         'folder that holds the runs\' logdirs')
+    rows = [read_run(os.path.join(runs_dir, name))
+            for name in sorted(os.listdir(runs_dir))
+            if os.path.isdir(os.path.join(runs_dir, name))]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        raise ValueError(f'--runs_dir {runs_dir} holds no run (no folder '
+                         'with a results.json or a config.json)')
+    return sorted(rows, key=lambda r: r['order'])
+
+
+def _cell(value, form='{:.2f}'):
+    return '' if value is None else form.format(value)
+
+
+def _duration(seconds):
+    if seconds is None:
+        return ''
+    minutes = int(round(seconds / 60))
+    return f'{minutes // 60}h{minutes % 60:02d}m'
+
+
+def markdown(rows):
+    lines = ['| ' + ' | '.join(COLUMNS) + ' |',
+             '|---|' + '---:|' * (len(COLUMNS) - 1)]
+    for r in rows:
+        if r['this package'] is None:
+            step, done = r.get('step'), r.get('epochs done')
+            ours = 'training'
+            if done is not None:
+                ours += f' (checkpoint at epoch {done:,})'
+            elif step is not None:
+                ours += f' (checkpoint at step {step:,})'
+        else:
+            ours = _cell(r['this package'])
+        lines.append('| ' + ' | '.join([
+            r['run'], _cell(r['paper']), _cell(r['nbip/IWAE']), ours,
+            _cell(r['minus paper'], '{:+.2f}'), _cell(r['active units'],
+                                                      '{}'),
+            _cell(r['train - test gap']), f'{r["epochs"]:,}',
+            _duration(r['wall time'])]) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_table(rows, runs_dir):
+    """table.md and table.csv in runs_dir; returns the markdown."""
+    text = markdown(rows)
+    with open(os.path.join(runs_dir, 'table.md'), 'w') as f:
+        f.write(text)
+    with open(os.path.join(runs_dir, 'table.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS) + ['step', 'epochs done'],
+                                extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    return text
+
+
+def run_task():
+    runs_dir = os.path.expanduser(FLAGS.runs_dir)
+    print(write_table(read_runs(runs_dir), runs_dir), end='')
+
+
+def main(argv):
+    del argv
+    cli.exit_on_error(run_task)
+
+
+if __name__ == '__main__':
+    app.run(main)

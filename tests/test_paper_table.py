@@ -1,0 +1,97 @@
+"""tasks/paper_table.py: our runs beside the paper's numbers."""
+
+import dataclasses
+import json
+import os
+import sys
+
+import pytest
+
+import test_main
+
+sys.path.insert(0, test_main.ROOT)
+from tasks import paper_table  # pylint: disable=g-import-not-at-top
+from iwae_tf.config import Config  # pylint: disable=g-bad-import-order
+
+
+def _write(path, obj):
+    os.makedirs(os.path.join(os.path.dirname(path), 'checkpoints'),
+                exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f)
+
+
+def _finished(runs_dir, name, test, train=None, active=(20,), **config):
+    results = dict(test_log_likelihood=test, active_units=list(active),
+                   wall_time_s=5400.0,
+                   config=dataclasses.asdict(Config(**config)))
+    if train is not None:
+        results['train_log_likelihood'] = train
+    _write(os.path.join(runs_dir, name, 'results.json'), results)
+
+
+def _training(runs_dir, name, step, **config):
+    folder = os.path.join(runs_dir, name)
+    _write(os.path.join(folder, 'config.json'),
+           dataclasses.asdict(Config(**config)))
+    with open(os.path.join(folder, 'checkpoints', 'checkpoint'), 'w') as f:
+        f.write(f'model_checkpoint_path: "ckpt-{step}"\n'
+                f'all_model_checkpoint_paths: "ckpt-{step}"\n')
+
+
+def test_rows_set_each_run_beside_the_paper(tmp_path):
+    runs = str(tmp_path)
+    _finished(runs, 'k5', -87.13, train=-84.63, active=(30,),
+              objective='iwae_elbo', n_samples=5)
+    _finished(runs, 'vae_k1', -89.00, objective='vae_elbo', n_samples=1)
+    _finished(runs, 'dreg_k5', -86.9, objective='iwae_elbo', n_samples=5,
+              estimator='dreg')
+    _finished(runs, 'two_layers', -86.0, active=(25, 7),
+              stochastic_layers=2, objective='iwae_elbo', n_samples=5)
+    data_dir = str(tmp_path / 'data')
+    os.makedirs(data_dir)
+    test_main.tiny_binarized_mnist(data_dir, n_train=110)  # 5 steps of 20.
+    _training(runs, 'k1_running', 57, data_dir=data_dir,
+              objective='iwae_elbo', n_samples=1)
+    _training(runs, 'k50_running', 570, data_dir=str(tmp_path / 'no_data'),
+              download=False, objective='iwae_elbo', n_samples=50)
+    os.makedirs(os.path.join(runs, 'not_a_run'))
+
+    rows = {r['run']: r for r in paper_table.read_runs(runs)}
+    assert list(rows) == ['vae_k1', 'k1_running', 'k5', 'dreg_k5',
+                          'k50_running', 'two_layers']  # The paper's order.
+    k5 = rows['k5']
+    assert k5['paper'] == -87.63 and k5['nbip/IWAE'] == -87.65
+    assert k5['minus paper'] == pytest.approx(0.50)
+    assert k5['train - test gap'] == pytest.approx(2.50)
+    assert k5['active units'] == 30 and k5['epochs'] == 3280
+    # At k=1 the VAE is the IWAE: the paper's k=1 number.
+    assert rows['vae_k1']['paper'] == -88.71
+    assert rows['vae_k1']['minus paper'] == pytest.approx(-0.29)
+    assert rows['vae_k1']['train - test gap'] is None  # No --eval_train.
+    assert rows['dreg_k5']['paper'] is None  # Not the paper's estimator.
+    assert rows['two_layers']['active units'] == 32  # Over both layers.
+    assert rows['two_layers']['paper'] is None  # No fixed-binarization row.
+    # A run training: its last checkpoint's epoch, from its data's size
+    # (110 images, 5 steps of 20), else its step.
+    assert rows['k1_running']['epochs done'] == 11
+    assert rows['k1_running']['this package'] is None
+    assert rows['k50_running']['epochs done'] is None
+    assert rows['k50_running']['paper'] == -87.10
+
+    text = paper_table.write_table(list(rows.values()), runs)
+    assert ('| k5 | -87.63 | -87.65 | -87.13 | +0.50 | 30 | 2.50 | 3,280 '
+            '| 1h30m |') in text
+    assert '| training (checkpoint at epoch 11) |' in text
+    assert '| training (checkpoint at step 570) |' in text
+    with open(os.path.join(runs, 'table.md')) as f:
+        assert f.read() == text
+    with open(os.path.join(runs, 'table.csv')) as f:
+        assert len(f.read().splitlines()) == 1 + len(rows)
+
+
+def test_a_folder_without_runs_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='holds no run'):
+        paper_table.read_runs(str(tmp_path))
+    with pytest.raises(ValueError, match='is not a folder'):
+        paper_table.read_runs(str(tmp_path / 'missing'))
