@@ -39,45 +39,31 @@ flags.DEFINE_string('runs_dir', os.path.join('results',
 FLAGS = flags.FLAGS
 
 # Test log-likelihoods (k=5000) by (dataset, stochastic layers, objective,
-# k); at k=1 the IWAE is the VAE. Paper: Burda et al. 2016, table 1 for
-# MNIST (binarized afresh each epoch) and appendix D for the fixed
-# binarization. nbip/IWAE: its README (github.com/nbip/IWAE), 3,280 epochs.
-PAPER = {
-    ('binarized_mnist', 1, 'iwae_elbo', 1): -88.71,
-    ('binarized_mnist', 1, 'iwae_elbo', 5): -87.63,
-    ('binarized_mnist', 1, 'iwae_elbo', 50): -87.10,
-    ('mnist', 1, 'vae_elbo', 5): -86.47,
-    ('mnist', 1, 'vae_elbo', 50): -86.35,
-    ('mnist', 1, 'iwae_elbo', 1): -86.76,
-    ('mnist', 1, 'iwae_elbo', 5): -85.54,
-    ('mnist', 1, 'iwae_elbo', 50): -84.78,
-    ('mnist', 2, 'vae_elbo', 5): -85.01,
-    ('mnist', 2, 'vae_elbo', 50): -84.78,
-    ('mnist', 2, 'iwae_elbo', 1): -85.33,
-    ('mnist', 2, 'iwae_elbo', 5): -83.89,
-    ('mnist', 2, 'iwae_elbo', 50): -82.90,
-}
-NBIP = {
-    ('binarized_mnist', 1, 'iwae_elbo', 1): -89.93,
-    ('binarized_mnist', 1, 'iwae_elbo', 5): -87.65,
-    ('binarized_mnist', 1, 'iwae_elbo', 50): -86.71,
-    ('mnist', 1, 'vae_elbo', 5): -86.10,
-    ('mnist', 1, 'vae_elbo', 50): -86.06,
-    ('mnist', 1, 'iwae_elbo', 1): -86.35,
-    ('mnist', 1, 'iwae_elbo', 5): -85.18,
-    ('mnist', 1, 'iwae_elbo', 50): -84.59,
-    ('mnist', 2, 'vae_elbo', 5): -84.08,
-    ('mnist', 2, 'vae_elbo', 50): -83.89,
-    ('mnist', 2, 'iwae_elbo', 1): -84.83,
-    ('mnist', 2, 'iwae_elbo', 5): -83.48,
-    ('mnist', 2, 'iwae_elbo', 50): -82.82,
+# k): (the paper's, nbip/IWAE's). At k=1 the IWAE is the VAE. Paper: Burda
+# et al. 2016, table 1 for MNIST (binarized afresh each epoch) and
+# appendix D for the fixed binarization. nbip/IWAE: its README
+# (github.com/nbip/IWAE), 3,280 epochs.
+REFERENCE = {
+    ('binarized_mnist', 1, 'iwae_elbo', 1): (-88.71, -89.93),
+    ('binarized_mnist', 1, 'iwae_elbo', 5): (-87.63, -87.65),
+    ('binarized_mnist', 1, 'iwae_elbo', 50): (-87.10, -86.71),
+    ('mnist', 1, 'vae_elbo', 5): (-86.47, -86.10),
+    ('mnist', 1, 'vae_elbo', 50): (-86.35, -86.06),
+    ('mnist', 1, 'iwae_elbo', 1): (-86.76, -86.35),
+    ('mnist', 1, 'iwae_elbo', 5): (-85.54, -85.18),
+    ('mnist', 1, 'iwae_elbo', 50): (-84.78, -84.59),
+    ('mnist', 2, 'vae_elbo', 5): (-85.01, -84.08),
+    ('mnist', 2, 'vae_elbo', 50): (-84.78, -83.89),
+    ('mnist', 2, 'iwae_elbo', 1): (-85.33, -84.83),
+    ('mnist', 2, 'iwae_elbo', 5): (-83.89, -83.48),
+    ('mnist', 2, 'iwae_elbo', 50): (-82.90, -82.82),
 }
 COLUMNS = ('run', 'paper', 'nbip/IWAE', 'this package', 'minus paper',
            'active units', 'train - test gap', 'epochs', 'wall time')
 
 
 def reference_key(config):
-    """The key of config's row in PAPER and NBIP (the standard estimator
+    """The key of config's row in REFERENCE (the standard estimator
     only; at k=1 the VAE is the IWAE), or None."""
     if config.estimator != 'standard' or config.conditional:
         return None
@@ -122,10 +108,10 @@ def read_run(folder):
         results = None
     else:
         return None
-    key = reference_key(config)
+    paper, nbip = REFERENCE.get(reference_key(config), (None, None))
     row = dict.fromkeys(COLUMNS)
     row.update({'run': os.path.basename(os.path.normpath(folder)),
-                'paper': PAPER.get(key), 'nbip/IWAE': NBIP.get(key),
+                'paper': paper, 'nbip/IWAE': nbip,
                 'epochs': config.total_epochs})
     row['order'] = (config.dataset, config.stochastic_layers,
                     config.objective != 'vae_elbo', config.n_samples,
