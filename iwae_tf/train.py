@@ -446,16 +446,118 @@ def _mean(total, count):
     return total / count if count else float('nan')
 
 
-def _stop_at(step, checkpoint, manager, epoch):
-    """nan_policy 'stop': saves the weights from before the bad step and
-    raises TrainingError."""
-    checkpoint.step.assign(step)
-    checkpoints.save(manager, step)
-    raise TrainingError(
-        f'non-finite bound or gradient at epoch {epoch + 1}, step {step + 1}'
-        f'; the weights before it are saved in {manager.directory}: rerun '
-        'with --resume and --nan_policy skip_batch to skip the batch, or '
-        'with a lower --learning_rate')
+class _Training:
+    """A run being trained: its model and optimizer, the checkpoint that
+    holds them with the step and the epoch's bound, and what advances it
+    (Blocks, one XLA call each; EpochEnd)."""
+
+    def __init__(self, config, dataset, logdir, resume, log):
+        checkpoints.prepare_logdir(logdir, config, resume)
+        self.config, self.logdir, self.log = config, logdir, log
+        self.batch = config.batch_size
+        self.n_train = len(dataset.train)
+        if self.batch > self.n_train:
+            raise ValueError(f'batch_size {self.batch} is larger than the '
+                             f'{self.n_train} training examples')
+        self.steps_per_epoch = self.n_train // self.batch  # Remainder dropped.
+        self.model = make_model(config, dataset)
+        self.optimizer = make_optimizer(config)
+        self.optimizer.build(self.model.trainable_variables)
+        # epoch_bound: the four numbers of EpochBound.
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer,
+            step=tf.Variable(0, dtype=tf.int64),
+            epoch_bound=tf.Variable(tf.zeros(4, tf.float64)))
+        self.manager = checkpoints.manager(self.checkpoint, logdir, log)
+        self.step = _start(config, self.checkpoint, self.manager, self.model,
+                           resume, log)
+        checkpoints.check_threads(logdir, self.step > 0, log)
+        self.blocks = Blocks(self.model, self.optimizer, config, dataset,
+                             min(config.steps_per_call, self.steps_per_epoch))
+        self.epoch_end = EpochEnd(self.model, config, dataset, logdir, log)
+        self.last_save, self.rate = time.time(), _Rate()
+        self.bounds = EpochBound(self.checkpoint.epoch_bound)
+        if self.step % self.steps_per_epoch == 0 and self.bounds.count:
+            # Saved at an epoch's end before it was closed (versions before
+            # commit 22c7b56).
+            self.bounds.close()
+
+    def epochs_left(self):
+        return range(self.step // self.steps_per_epoch,
+                     self.config.total_epochs)
+
+    def save(self):
+        checkpoints.save(self.manager, self.step)
+        self.last_save = time.time()
+
+    def run_epoch(self, epoch, progress, stop_after_steps):
+        """The epoch's steps (from the step reached), a block at a time,
+        then its end. Returns False when stopped at stop_after_steps (the
+        checkpoint saved), else True."""
+        config, batch = self.config, self.batch
+        self.optimizer.learning_rate = learning_rate(config, epoch)
+        batches = epoch_order(self.n_train, config.seed, epoch)[
+            :self.steps_per_epoch * batch].reshape(self.steps_per_epoch, batch)
+        bar = keras.utils.Progbar(self.steps_per_epoch, unit_name='step') \
+            if progress else None
+        skipped = []
+        for offset in range(self.step % self.steps_per_epoch,
+                            self.steps_per_epoch, self.blocks.steps_per_call):
+            t0 = time.time()
+            bounds = self.blocks.run(
+                batches[offset:offset + self.blocks.steps_per_call], self.step)
+            self.rate.add(time.time() - t0, len(bounds) * batch)
+            bad = np.flatnonzero(~np.isfinite(bounds))
+            if bad.size and config.nan_policy == 'stop':
+                self._stop_at(self.step + int(bad[0]), epoch)
+            skipped.extend((self.step + bad + 1).tolist())
+            self.step += len(bounds)
+            self.bounds.add(bounds)
+            if bar:
+                bar.update(self.step - epoch * self.steps_per_epoch,
+                           [('bound', self.bounds.mean())])
+            if self.step % self.steps_per_epoch == 0:  # The epoch's end: close
+                self.bounds.close()  # it before a checkpoint holds this step.
+            self.checkpoint.step.assign(self.step)
+            self.bounds.store()
+            if stop_after_steps is not None and self.step >= stop_after_steps:
+                self.save()  # Preempted (tests).
+                return False
+            if time.time() - self.last_save > config.checkpoint_every_secs:
+                self.save()
+        self._end_epoch(epoch, skipped)
+        return True
+
+    def _end_epoch(self, epoch, skipped):
+        """Summaries; checkpoints at stage ends and the last epoch."""
+        self.epoch_end(epoch, self.bounds.last_mean(), skipped)
+        if is_stage_end(epoch) or epoch + 1 == self.config.total_epochs:
+            self.save()
+        if is_stage_end(epoch) and self.config.keep_stage_checkpoints:
+            stage = schedule(epoch)[0]
+            path = checkpoints.save_stage(self.checkpoint, self.logdir, stage)
+            self.log(f'stage {stage} ends: kept {path}')
+
+    def _stop_at(self, step, epoch):
+        """nan_policy 'stop': saves the weights from before the bad step and
+        raises TrainingError."""
+        self.checkpoint.step.assign(step)
+        checkpoints.save(self.manager, step)
+        raise TrainingError(
+            f'non-finite bound or gradient at epoch {epoch + 1}, step '
+            f'{step + 1}; the weights before it are saved in '
+            f'{self.manager.directory}: rerun with --resume and --nan_policy '
+            'skip_batch to skip the batch, or with a lower --learning_rate')
+
+    def finish(self):
+        """After the last epoch: the GIF and the final weights alone."""
+        if self.step == self.steps_per_epoch * self.config.total_epochs:
+            self.epoch_end.last()
+            checkpoints.save_weights(self.model, self.logdir)
+
+    def result(self, start_time):
+        return TrainResult(self.model, self.rate.value(),
+                           time.time() - start_time, self.bounds.last_mean())
 
 
 def train(config, dataset, logdir, resume=False, log=print, progress=True,
@@ -481,80 +583,9 @@ def train(config, dataset, logdir, resume=False, log=print, progress=True,
             written or that holds another run.
     """
     start_time = time.time()
-    checkpoints.prepare_logdir(logdir, config, resume)
-    n_train, batch = len(dataset.train), config.batch_size
-    if batch > n_train:
-        raise ValueError(f'batch_size {batch} is larger than the {n_train} '
-                         'training examples')
-    steps_per_epoch = n_train // batch  # The remainder is dropped.
-
-    model, optimizer = make_model(config, dataset), make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    # epoch_bound: the four numbers of EpochBound.
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64),
-        epoch_bound=tf.Variable(tf.zeros(4, tf.float64)))
-    manager = checkpoints.manager(checkpoint, logdir, log)
-    step = _start(config, checkpoint, manager, model, resume, log)
-    checkpoints.check_threads(logdir, step > 0, log)
-    blocks = Blocks(model, optimizer, config, dataset,
-                    min(config.steps_per_call, steps_per_epoch))
-    epoch_end = EpochEnd(model, config, dataset, logdir, log)
-
-    last_save, rate = time.time(), _Rate()
-    bounds = EpochBound(checkpoint.epoch_bound)
-    if step % steps_per_epoch == 0 and bounds.count:
-        # Saved at an epoch's end before it was closed (versions before
-        # commit 22c7b56).
-        bounds.close()
-    for epoch in range(step // steps_per_epoch, config.total_epochs):
-        optimizer.learning_rate = learning_rate(config, epoch)
-        batches = epoch_order(n_train, config.seed, epoch)[
-            :steps_per_epoch * batch].reshape(steps_per_epoch, batch)
-        bar = keras.utils.Progbar(steps_per_epoch, unit_name='step') \
-            if progress else None
-        skipped = []
-        # The epoch's steps, a block (one XLA call) at a time.
-        for offset in range(step % steps_per_epoch, steps_per_epoch,
-                            blocks.steps_per_call):
-            t0 = time.time()
-            block_bounds = blocks.run(
-                batches[offset:offset + blocks.steps_per_call], step)
-            rate.add(time.time() - t0, len(block_bounds) * batch)
-            bad = np.flatnonzero(~np.isfinite(block_bounds))
-            if bad.size and config.nan_policy == 'stop':
-                _stop_at(step + int(bad[0]), checkpoint, manager, epoch)
-            skipped.extend((step + bad + 1).tolist())
-            step += len(block_bounds)
-            bounds.add(block_bounds)
-            if bar:
-                bar.update(step - epoch * steps_per_epoch,
-                           [('bound', bounds.mean())])
-            if step % steps_per_epoch == 0:  # The epoch's end: close it
-                bounds.close()  # before any checkpoint holds this step.
-            checkpoint.step.assign(step)
-            bounds.store()
-            # Preempted (tests), or time for a checkpoint.
-            if stop_after_steps is not None and step >= stop_after_steps:
-                checkpoints.save(manager, step)
-                return TrainResult(model, rate.value(),
-                                   time.time() - start_time,
-                                   bounds.last_mean())
-            if time.time() - last_save > config.checkpoint_every_secs:
-                checkpoints.save(manager, step)
-                last_save = time.time()
-
-        # End of the epoch: summaries, checkpoints at stage ends.
-        epoch_end(epoch, bounds.last_mean(), skipped)
-        if is_stage_end(epoch) or epoch + 1 == config.total_epochs:
-            checkpoints.save(manager, step)
-            last_save = time.time()
-        if is_stage_end(epoch) and config.keep_stage_checkpoints:
-            path = checkpoints.save_stage(checkpoint, logdir,
-                                          schedule(epoch)[0])
-            log(f'stage {schedule(epoch)[0]} ends: kept {path}')
-    if step == steps_per_epoch * config.total_epochs:
-        epoch_end.last()
-        checkpoints.save_weights(model, logdir)
-    return TrainResult(model, rate.value(), time.time() - start_time,
-                       bounds.last_mean())
+    run = _Training(config, dataset, logdir, resume, log)
+    for epoch in run.epochs_left():
+        if not run.run_epoch(epoch, progress, stop_after_steps):
+            return run.result(start_time)
+    run.finish()
+    return run.result(start_time)
