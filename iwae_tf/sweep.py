@@ -433,11 +433,7 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     Raises:
         ValueError: two runs share a name.
     """
-    twice = [n for n, c in collections.Counter(r.name for r in runs).items()
-             if c > 1]
-    if twice:
-        raise ValueError(f'two runs of the grid are named {twice[0]}; give '
-                         'each configuration once')
+    _check_names(runs)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, LEDGER)
     done = finished(path)
@@ -447,19 +443,12 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     todo = [r for r in mine if record_key(r.settings(), r.name) not in done]
     refused = [r for r in todo if r.error]  # Recorded without running.
     todo = [r for r in todo if not r.error]
-    workers = jobs or _cores()
-    if ray_address and not jobs:
-        workers = None  # Known once connected; the estimate assumes 1.
-    threads = threads_per_run or max(1, _cores() // (jobs or _cores()))
-    in_process = workers == 1 and not ray_address
-    where = ('in this process' if in_process else
-             f'on Ray ({workers or "as many as the cluster runs"} at a '
-             f'time, {threads} TensorFlow thread(s) each)')
+    workers, threads, where = _placement(jobs, threads_per_run, ray_address)
     log(f'{len(mine)} run{"" if len(mine) == 1 else "s"} in this shard '
         f'({len(runs)} in the grid): '
         f'{len(mine) - len(todo) - len(refused)} already done, {len(todo)} '
         f'to run {where}' + (f', {len(refused)} refused' if refused else ''))
-    if in_process:
+    if workers == 1 and not ray_address:
         records = _in_process(todo, out_dir, prune, threads_per_run)
     else:
         records = _on_ray(todo, out_dir, prune, threads, ray_address,
@@ -471,14 +460,34 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
         log(f'{run.name}: FAILED: {run.error}')
     _ledger_as_they_end(records, len(todo), path, done, failed, workers or 1,
                         log)
-    ended_records = []
-    for run in mine:
-        key = record_key(run.settings(), run.name)
-        record = done.get(key) or failed.get(run.name)
-        if record is not None:
-            ended_records.append(record)
-    write_summary(ended_records, out_dir)
-    return ended_records
+    ended = [done.get(record_key(r.settings(), r.name)) or failed.get(r.name)
+             for r in mine]
+    ended = [r for r in ended if r is not None]
+    write_summary(ended, out_dir)
+    return ended
+
+
+def _check_names(runs):
+    twice = [n for n, c in collections.Counter(r.name for r in runs).items()
+             if c > 1]
+    if twice:
+        raise ValueError(f'two runs of the grid are named {twice[0]}; give '
+                         'each configuration once')
+
+
+def _placement(jobs, threads_per_run, ray_address):
+    """Where a grid's runs go: (runs at a time, None on a cluster of unknown
+    size; TensorFlow threads per run; the words that say so). One at a
+    time without a cluster runs them in this process."""
+    workers = jobs or _cores()
+    if ray_address and not jobs:
+        workers = None  # Known once connected; the estimate assumes 1.
+    threads = threads_per_run or max(1, _cores() // (jobs or _cores()))
+    if workers == 1 and not ray_address:
+        return workers, threads, 'in this process'
+    return workers, threads, (
+        f'on Ray ({workers or "as many as the cluster runs"} at a time, '
+        f'{threads} TensorFlow thread(s) each)')
 
 
 # Summaries, written from the ledger.
