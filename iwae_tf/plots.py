@@ -354,25 +354,16 @@ def posterior_panels(rows, path, ks):
                              gridspec_kw=dict(width_ratios=[0.7, 1, 1, 1]))
     colors = plt.get_cmap('autumn')(np.linspace(0, 0.85, len(ks)))
     for r, row in enumerate(rows):
-        axis_a, axis_b = row['axes']
-        extent = (axis_a[0], axis_a[-1], axis_b[0], axis_b[-1])
-        # The view: a square around q's draws and the SIR draws.
-        points = np.concatenate([row['q_samples'], row['sir']])
-        low, high = np.percentile(points, [0.5, 99.5], axis=0)
-        center, half = (low + high) / 2, max(0.25, 0.65 * np.max(high - low))
-        view = (center[0] - half, center[0] + half, center[1] - half,
-                center[1] + half)
+        view = _view_of(row)
         side = int(round(len(row['image']) ** 0.5))
         _image_axis(axes[r, 0], row['image'].reshape(side, side),
                     row['title'])
         ax = axes[r, 1]
-        # Arrays are [h_a, h_b]: transpose so h_a runs along x.
-        ax.imshow(row['density'].T, origin='lower', extent=extent,
-                  cmap='Blues', aspect='auto')
+        _posterior_axis(ax, row, view)
         # Explicit levels: far from q its density underflows to 0, and a
         # level at 0 would draw the underflow's edge.
         q_max = row['q_density'].max()
-        ax.contour(axis_a, axis_b, row['q_density'].T,
+        ax.contour(*row['axes'], row['q_density'].T,
                    levels=q_max * np.array([0.05, 0.25, 0.5, 0.75]),
                    colors='#d62728', linewidths=0.8)
         ax.scatter(*row['q_samples'].T, s=3, color='#d62728', alpha=0.4,
@@ -383,25 +374,40 @@ def posterior_panels(rows, path, ks):
                        label=f'SNIS mean k={k}')
         ax.scatter(*row['grid_mean'], marker='*', s=140, color='k',
                    label='true mean')
-        ax.set_xlim(view[:2])
-        ax.set_ylim(view[2:])
         ax.set_title('p(h|x) (blue), q(h|x) (red)', fontsize=9)
-        ax.set_xlabel('h_1')
         ax.set_ylabel('h_2')
         if r == 0:
             ax.legend(fontsize=7, loc='upper right', framealpha=0.8)
         ax = axes[r, 2]
-        ax.imshow(row['density'].T, origin='lower', extent=extent,
-                  cmap='Blues', aspect='auto')
+        _posterior_axis(ax, row, view)
         ax.scatter(*row['sir'].T, s=3, color='#2ca02c', alpha=0.5)
-        ax.set_xlim(view[:2])
-        ax.set_ylim(view[2:])
         ax.set_title(f'SIR draws (k={row["sir_k"]}) over p(h|x)', fontsize=9)
-        ax.set_xlabel('h_1')
         recon = row['reconstructions']
         grid = image_grid(recon, int(np.ceil(np.sqrt(len(recon)))))
         _image_axis(axes[r, 3], grid, 'p(x|h) means of SIR draws')
     _save(fig, path)
+
+
+def _view_of(row):
+    """The view of a digit's posterior panels: a square around q's draws
+    and the SIR draws, as (x_min, x_max, y_min, y_max)."""
+    points = np.concatenate([row['q_samples'], row['sir']])
+    low, high = np.percentile(points, [0.5, 99.5], axis=0)
+    center, half = (low + high) / 2, max(0.25, 0.65 * np.max(high - low))
+    return (center[0] - half, center[0] + half, center[1] - half,
+            center[1] + half)
+
+
+def _posterior_axis(ax, row, view):
+    """The true posterior on the grid, shown over view."""
+    axis_a, axis_b = row['axes']
+    # Arrays are [h_a, h_b]: transpose so h_a runs along x.
+    ax.imshow(row['density'].T, origin='lower',
+              extent=(axis_a[0], axis_a[-1], axis_b[0], axis_b[-1]),
+              cmap='Blues', aspect='auto')
+    ax.set_xlim(view[:2])
+    ax.set_ylim(view[2:])
+    ax.set_xlabel('h_1')
 
 
 def latent_scatter(panels, path, title):
