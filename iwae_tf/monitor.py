@@ -6,6 +6,7 @@ that turns pixel means into samples, and the test digits never change, so a
 frame differs from the one before only by what training changed.
 """
 
+import csv
 import math
 import os
 
@@ -162,3 +163,61 @@ def post_run_figures(model, activities, folder, seed=0, per_class=10,
                          step=0)
     log(f'figures: {", ".join(paths)}')
     return paths
+
+
+# The learning curve: every epoch's bounds, from the run's TensorBoard events.
+
+LEARNING_CURVE_FILE = 'learning_curve.csv'
+_CURVE_TAGS = {'train/bound': 'train_bound',
+               'validation/bound': 'validation_bound', 'stage': 'stage'}
+CURVE_FIELDS = ('epoch', 'train_bound', 'validation_bound', 'stage')
+
+
+def learning_curve(logdir):
+    """The bounds of each epoch in the run's TensorBoard events: a list of
+    dicts with CURVE_FIELDS (validation_bound None in epochs without
+    one), by epoch. An epoch written twice (trained again after a resume
+    from an earlier checkpoint) keeps its last value."""
+    latest = {}  # (epoch, field) -> (wall time, value)
+    for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                field = _CURVE_TAGS.get(value.tag)
+                if field is None:
+                    continue
+                key = (event.step, field)
+                if key not in latest or latest[key][0] <= event.wall_time:
+                    latest[key] = (event.wall_time,
+                                   float(tf.make_ndarray(value.tensor)))
+    epochs = sorted({epoch for epoch, field in latest if
+                     field == 'train_bound'})
+    return [dict(epoch=epoch, **{
+        field: latest[(epoch, field)][1] if (epoch, field) in latest else None
+        for field in CURVE_FIELDS[1:]}) for epoch in epochs]
+
+
+def write_learning_curve(logdir, figure_path=None):
+    """LOGDIR/learning_curve.csv (and its figure at figure_path) from the
+    run's events; returns the curve (empty when there are no events)."""
+    curve = learning_curve(logdir)
+    if curve:
+        write_curve_csv(os.path.join(logdir, LEARNING_CURVE_FILE), curve)
+        if figure_path:
+            plots.learning_curves(
+                {os.path.basename(os.path.normpath(logdir)): curve},
+                figure_path)
+    return curve
+
+
+def write_curve_csv(path, curve):
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(curve)
+
+
+def read_curve_csv(path):
+    """A learning_curve.csv as learning_curve() returns it."""
+    with open(path, newline='') as f:
+        return [{k: (int(v) if k == 'epoch' else float(v) if v else None)
+                 for k, v in row.items()} for row in csv.DictReader(f)]

@@ -73,7 +73,7 @@ def run(config, logdir, resume=False, dataset=None, prune=True, log=print,
     Args:
         config: Config.
         logdir: the run's folder (checkpoints, TensorBoard, figures,
-            results.json, test_log_likelihoods.npy).
+            learning_curve.csv, results.json, test_log_likelihoods.npy).
         resume: continue the run in logdir from its last checkpoint.
         dataset: the data.Dataset to use; default load_data(config).
         prune: also estimate the log-likelihood with inactive units removed.
@@ -90,6 +90,9 @@ def run(config, logdir, resume=False, dataset=None, prune=True, log=print,
     result = train.train(config, dataset, logdir, resume=resume, log=log,
                          progress=progress)
     t0 = time.time()
+    monitor.write_learning_curve(logdir, os.path.join(
+        logdir, train.FIGURE_DIR, 'learning_curve.png')
+        if config.figures else None)
     results = dict(train_examples_per_second=result.examples_per_second,
                    final_train_bound=result.final_train_bound)
     results.update(evaluation(result.model, config, dataset, prune, log,

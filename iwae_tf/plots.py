@@ -197,6 +197,37 @@ def snr_curves(records, path):
     _save(fig, path)
 
 
+def learning_curves(curves, path):
+    """Training bound (line) and validation bound (dots) against epoch, on
+    a log axis, a colour per run; grey lines where the schedule's stages
+    begin.
+
+    Args:
+        curves: dict run name -> list of dicts with epoch, train_bound,
+            validation_bound (or None) and stage (monitor.learning_curve).
+        path: PNG file to write.
+    """
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for j, (name, curve) in enumerate(curves.items()):
+        color = COLORS[j % len(COLORS)]
+        ax.plot([r['epoch'] for r in curve], [r['train_bound'] for r in curve],
+                color=color, lw=1, label=f'{name}: train')
+        validation = [r for r in curve if r['validation_bound'] is not None]
+        ax.plot([r['epoch'] for r in validation],
+                [r['validation_bound'] for r in validation], 'o', ms=3,
+                color=color, label=f'{name}: validation')
+        if j == 0:
+            for before, row in zip(curve, curve[1:]):
+                if row['stage'] != before['stage']:
+                    ax.axvline(row['epoch'], color='grey', lw=0.5, alpha=0.5)
+    ax.set_xscale('log')
+    ax.set_xlabel('epoch (grey: a stage of the schedule begins)')
+    ax.set_ylabel('bound (nats per image)')
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(frameon=False, fontsize=7)
+    _save(fig, path)
+
+
 def image_grid(images, columns):
     """float [n, side*side] -> float [rows*side, columns*side], rows filled
     left to right (empty cells are 0)."""

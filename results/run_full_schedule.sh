@@ -8,28 +8,31 @@
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
 # Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
-# results.json, test_log_likelihoods.npy, config.json, final weights and
-# figures; not their checkpoints, nor the GIF's frames), each loadable with
-# --init_from and `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
-# and write their table (tasks/paper_table.py):
+# results.json, test_log_likelihoods.npy, config.json, learning_curve.csv,
+# final weights and figures; not their checkpoints, nor the GIF's frames),
+# each loadable with --init_from and
+# `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
+# and write their table and learning curves (tasks/paper_table.py):
 #   bash results/run_full_schedule.sh --collect
 out=~/iwae-runs/table1_binarized_mnist
 if [ "${1:-}" = --collect ]; then
   kept=$(cd "$(dirname "$0")" && pwd)/table1_binarized_mnist
+  table="$(dirname "$0")/../tasks/paper_table.py"
+  python "$table" --runs_dir "$out" > /dev/null  # Each learning_curve.csv.
   for dir in "$out"/*/; do
     name=$(basename "$dir")
     [ -f "$dir/results.json" ] || continue  # Not finished yet.
     mkdir -p "$kept/$name"
     cp "$dir"/results.json "$dir"/test_log_likelihoods.npy \
-      "$dir"/config.json "$dir"/weights.* "$kept/$name/"
+      "$dir"/config.json "$dir"/learning_curve.csv "$dir"/weights.* \
+      "$kept/$name/"
     mkdir -p "$kept/$name/figures"  # The post-run figures and the GIF,
     cp "$dir"/figures/*.png "$dir"/figures/*.gif "$kept/$name/figures/" \
       2>/dev/null || true  # not the GIF's frames.
     echo "collected $name"
   done
   # The table beside the paper's and nbip/IWAE's numbers: table.md, table.csv.
-  [ -d "$kept" ] && python "$(dirname "$0")/../tasks/paper_table.py" \
-    --runs_dir "$kept"
+  [ -d "$kept" ] && python "$table" --runs_dir "$kept"
   exit 0
 fi
 repo=${1:-$HOME/iwae-runs/code-full}

@@ -8,8 +8,10 @@ active units, the train - test gap (the k=5000 estimate on the training
 set minus the test set's, from runs made with --eval_train), epochs and
 wall time. A run still training (a checkpoint, no results.json) gets a
 row with the epoch of its last checkpoint (its step when the run's data
-cannot be read here). Writes table.md and table.csv
-into --runs_dir.
+cannot be read here). Writes table.md and table.csv into --runs_dir, each
+run's learning_curve.csv (from its TensorBoard events, where it has them)
+and learning_curves.png: every run's training and validation bound by
+epoch.
 
   python tasks/paper_table.py --runs_dir results/table1_binarized_mnist
   python tasks/paper_table.py --runs_dir ~/iwae-runs/table1_binarized_mnist
@@ -30,7 +32,9 @@ from absl import flags
 from iwae_tf import checkpoints
 from iwae_tf import cli
 from iwae_tf import data
+from iwae_tf import monitor
 from iwae_tf import pipeline
+from iwae_tf import plots
 from iwae_tf.config import Config
 
 flags.DEFINE_string('runs_dir', os.path.join('results',
@@ -197,9 +201,32 @@ def write_table(rows, runs_dir):
     return text
 
 
+def learning_curve(folder):
+    """The run's learning curve: from its TensorBoard events (rewriting
+    its learning_curve.csv) where it has them, else from the csv (a
+    collected run), else None."""
+    curve = monitor.write_learning_curve(folder)
+    if curve:
+        return curve
+    path = os.path.join(folder, monitor.LEARNING_CURVE_FILE)
+    return monitor.read_curve_csv(path) if os.path.exists(path) else None
+
+
+def write_curves(rows, runs_dir):
+    """learning_curves.png in runs_dir: every run's curve that is known."""
+    curves = {r['run']: learning_curve(os.path.join(runs_dir, r['run']))
+              for r in rows}
+    curves = {name: c for name, c in curves.items() if c}
+    if curves:
+        plots.learning_curves(curves, os.path.join(runs_dir,
+                                                   'learning_curves.png'))
+
+
 def run_task():
     runs_dir = os.path.expanduser(FLAGS.runs_dir)
-    print(write_table(read_runs(runs_dir), runs_dir), end='')
+    rows = read_runs(runs_dir)
+    print(write_table(rows, runs_dir), end='')
+    write_curves(rows, runs_dir)
 
 
 def main(argv):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from iwae_tf import cli
+from iwae_tf import monitor
 from iwae_tf.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,9 +95,16 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         for name in ('frames/epoch_00001.png', 'frames/epoch_00002.png',
                      'training.gif', 'log_activity_histograms.png',
                      'encoder_first_layer_weights.png',
-                     'decoder_last_layer_weights.png'):
+                     'decoder_last_layer_weights.png', 'learning_curve.png'):
             self.assertGreater(os.path.getsize(os.path.join(figures, name)),
                                1000, name)
+        # The learning curve: both epochs, the last one's bound as trained.
+        curve = monitor.read_curve_csv(os.path.join(logdir,
+                                                    'learning_curve.csv'))
+        self.assertEqual([r['epoch'] for r in curve], [1, 2])
+        self.assertAllClose(curve[-1]['train_bound'],
+                            results['final_train_bound'], rtol=1e-6)
+        self.assertIsNotNone(curve[-1]['validation_bound'])  # The last epoch.
 
     @parameterized.named_parameters(
         ('objective', ['--objective', 'elbo'], 'iwae_elbo'),

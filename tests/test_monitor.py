@@ -1,4 +1,8 @@
-"""Training-time pictures: their cadence, grids and fixed draws."""
+"""Training-time pictures: their cadence, grids and fixed draws; the
+learning curve from TensorBoard events."""
+
+import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -41,3 +45,37 @@ class MonitorTest(tf.test.TestCase):
 
 if __name__ == '__main__':
     tf.test.main()
+
+    def test_learning_curve_keeps_the_last_value_of_an_epoch(self):
+        logdir = self.get_temp_dir()
+
+        def write(epochs, bounds, validation=None):
+            with tf.summary.create_file_writer(logdir).as_default():
+                for epoch, bound in zip(epochs, bounds):
+                    tf.summary.scalar('train/bound', bound, step=epoch)
+                    tf.summary.scalar('stage', epoch // 2, step=epoch)
+                    tf.summary.scalar('learning_rate', 1e-3, step=epoch)
+                    if epoch == validation:
+                        tf.summary.scalar('validation/bound', bound - 2.0,
+                                          step=epoch)
+            time.sleep(0.01)  # Later events have later wall times.
+
+        write([1, 2, 3], [-120.0, -110.0, -105.0], validation=2)
+        # Killed after epoch 3's summaries, before its checkpoint: resumed,
+        # epoch 3 trains again (into another events file) and so on.
+        write([3, 4], [-104.5, -101.0], validation=4)
+        curve = monitor.write_learning_curve(
+            logdir, os.path.join(logdir, 'curve.png'))
+        self.assertEqual([r['epoch'] for r in curve], [1, 2, 3, 4])
+        self.assertEqual([r['train_bound'] for r in curve],
+                         [-120.0, -110.0, -104.5, -101.0])
+        self.assertEqual([r['validation_bound'] for r in curve],
+                         [None, -112.0, None, -103.0])
+        self.assertEqual([r['stage'] for r in curve], [0, 1, 1, 2])
+        again = monitor.read_curve_csv(
+            os.path.join(logdir, monitor.LEARNING_CURVE_FILE))
+        self.assertEqual(again, curve)
+        self.assertGreater(os.path.getsize(os.path.join(logdir, 'curve.png')),
+                           1000)
+        self.assertEqual(monitor.write_learning_curve(self.get_temp_dir()
+                                                      + '/empty'), [])

@@ -11,7 +11,8 @@ import test_main
 
 sys.path.insert(0, test_main.ROOT)
 from tasks import paper_table  # pylint: disable=g-import-not-at-top
-from iwae_tf.config import Config  # pylint: disable=g-bad-import-order
+from iwae_tf import monitor  # pylint: disable=g-bad-import-order
+from iwae_tf.config import Config
 
 
 def _write(path, obj):
@@ -88,6 +89,19 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
         assert f.read() == text
     with open(os.path.join(runs, 'table.csv')) as f:
         assert len(f.read().splitlines()) == 1 + len(rows)
+
+    # Learning curves: a collected run's csv (it has no events); the others
+    # have neither and are left out.
+    curve = [dict(epoch=1, train_bound=-120.0, validation_bound=None,
+                  stage=0.0),
+             dict(epoch=2, train_bound=-110.0, validation_bound=-111.5,
+                  stage=1.0)]
+    monitor.write_curve_csv(os.path.join(runs, 'k5', 'learning_curve.csv'),
+                            curve)
+    assert paper_table.learning_curve(os.path.join(runs, 'k5')) == curve
+    assert paper_table.learning_curve(os.path.join(runs, 'vae_k1')) is None
+    paper_table.write_curves(list(rows.values()), runs)
+    assert os.path.getsize(os.path.join(runs, 'learning_curves.png')) > 1000
 
 
 def test_a_folder_without_runs_is_refused(tmp_path):
