@@ -48,7 +48,9 @@ run() {  # core flagfile
     --eval_every_epochs 10 \
     >> "$out/$name.log" 2>&1
 }
-( run 0 flags/binarized_mnist_1layer_iwae_k5.flags ) &
+# Then IWAE k=50 on the core that comes free first.
+( run 0 flags/binarized_mnist_1layer_iwae_k5.flags;
+  run 0 flags/binarized_mnist_1layer_iwae_k50.flags ) &
 ( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
   run 1 flags/binarized_mnist_1layer_vae_k5.flags ) &
 wait
