@@ -48,7 +48,7 @@ run() {  # core flagfile
     --eval_every_epochs 10 \
     >> "$out/$name.log" 2>&1
 }
-# Then IWAE k=50 on the core that comes free first.
+# IWAE k=50 follows IWAE k=5 on its core (free before the other one is).
 ( run 0 flags/binarized_mnist_1layer_iwae_k5.flags;
   run 0 flags/binarized_mnist_1layer_iwae_k50.flags ) &
 ( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
