@@ -170,7 +170,9 @@ def post_run_figures(model, activities, folder, seed=0, per_class=10,
 LEARNING_CURVE_FILE = 'learning_curve.csv'
 _CURVE_TAGS = {'train/bound': 'train_bound',
                'validation/bound': 'validation_bound', 'stage': 'stage'}
-CURVE_FIELDS = ('epoch', 'train_bound', 'validation_bound', 'stage')
+# wall_time: when the epoch's training bound was written (Unix seconds).
+CURVE_FIELDS = ('epoch', 'train_bound', 'validation_bound', 'stage',
+                'wall_time')
 
 
 def learning_curve(logdir):
@@ -193,7 +195,19 @@ def learning_curve(logdir):
                      field == 'train_bound'})
     return [dict(epoch=epoch, **{
         field: latest[(epoch, field)][1] if (epoch, field) in latest else None
-        for field in CURVE_FIELDS[1:]}) for epoch in epochs]
+        for field in CURVE_FIELDS[1:-1]},
+                 wall_time=latest[(epoch, 'train_bound')][0])
+            for epoch in epochs]
+
+
+def seconds_per_epoch(curve, last=20):
+    """The run's pace lately: the median time from one epoch's end to the
+    next over the last `last` epochs of a learning curve (the median, so
+    that a pause or a stop in between counts little), or None with fewer
+    than two epochs."""
+    tail = curve[-last - 1:]
+    gaps = [b['wall_time'] - a['wall_time'] for a, b in zip(tail, tail[1:])]
+    return float(np.median(gaps)) if gaps else None
 
 
 def write_learning_curve(logdir, figure_path=None):

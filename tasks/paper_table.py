@@ -8,7 +8,8 @@ active units, the train - test gap (the k=5000 estimate on the training
 set minus the test set's, from runs made with --eval_train), epochs and
 wall time. A run still training (a checkpoint, no results.json) gets a
 row with the epoch of its last checkpoint (its step when the run's data
-cannot be read here). Writes table.md and table.csv into --runs_dir, each
+cannot be read here), its pace over its last 20 epochs and the hours its
+epochs left take at that pace. Writes table.md and table.csv into --runs_dir, each
 run's learning_curve.csv (from its TensorBoard events, where it has them)
 and learning_curves.png: every run's training and validation bound by
 epoch.
@@ -98,6 +99,17 @@ def _epochs_done(config, step):
     return step // (n_train // config.batch_size)
 
 
+def learning_curve(folder):
+    """The run's learning curve: from its TensorBoard events (rewriting
+    its learning_curve.csv) where it has them, else from the csv (a
+    collected run), else None."""
+    curve = monitor.write_learning_curve(folder)
+    if curve:
+        return curve
+    path = os.path.join(folder, monitor.LEARNING_CURVE_FILE)
+    return monitor.read_curve_csv(path) if os.path.exists(path) else None
+
+
 def read_run(folder):
     """The figures of the run in folder: a dict of COLUMNS' values (None
     where there is nothing), or None when the folder holds no run."""
@@ -124,6 +136,12 @@ def read_run(folder):
     if results is None:
         row['step'] = _last_step(folder)
         row['epochs done'] = _epochs_done(config, row['step'])
+        curve = learning_curve(folder)
+        if curve:
+            row['seconds per epoch'] = monitor.seconds_per_epoch(curve)
+            if row['seconds per epoch'] is not None:
+                row['hours left'] = row['seconds per epoch'] * (
+                    config.total_epochs - curve[-1]['epoch']) / 3600
         return row
     test = results['test_log_likelihood']
     row.update({'this package': test, 'active units': sum(
@@ -166,17 +184,25 @@ def _duration(seconds):
     return f'{minutes // 60}h{minutes % 60:02d}m'
 
 
+def _progress(row):
+    """Where a run still training is: its last checkpoint, its pace."""
+    parts = []
+    if row.get('epochs done') is not None:
+        parts.append(f'checkpoint at epoch {row["epochs done"]:,}')
+    elif row.get('step') is not None:
+        parts.append(f'checkpoint at step {row["step"]:,}')
+    if row.get('seconds per epoch') is not None:
+        parts.append(f'{row["seconds per epoch"]:.1f} s an epoch lately, '
+                     f'{row["hours left"]:.1f} h of training left')
+    return '; '.join(parts) or 'no checkpoint yet'
+
+
 def markdown(rows):
     lines = ['| ' + ' | '.join(COLUMNS) + ' |',
              '|---|' + '---:|' * (len(COLUMNS) - 1)]
     for r in rows:
         if r['this package'] is None:
-            step, done = r.get('step'), r.get('epochs done')
-            ours = 'training'
-            if done is not None:
-                ours += f' (checkpoint at epoch {done:,})'
-            elif step is not None:
-                ours += f' (checkpoint at step {step:,})'
+            ours = f'training ({_progress(r)})'
         else:
             ours = _cell(r['this package'])
         lines.append('| ' + ' | '.join([
@@ -194,22 +220,12 @@ def write_table(rows, runs_dir):
     with open(os.path.join(runs_dir, 'table.md'), 'w') as f:
         f.write(text)
     with open(os.path.join(runs_dir, 'table.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS) + ['step', 'epochs done'],
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS) + [
+            'step', 'epochs done', 'seconds per epoch', 'hours left'],
                                 extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
     return text
-
-
-def learning_curve(folder):
-    """The run's learning curve: from its TensorBoard events (rewriting
-    its learning_curve.csv) where it has them, else from the csv (a
-    collected run), else None."""
-    curve = monitor.write_learning_curve(folder)
-    if curve:
-        return curve
-    path = os.path.join(folder, monitor.LEARNING_CURVE_FILE)
-    return monitor.read_curve_csv(path) if os.path.exists(path) else None
 
 
 def write_curves(rows, runs_dir):

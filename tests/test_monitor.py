@@ -72,6 +72,8 @@ if __name__ == '__main__':
         self.assertEqual([r['validation_bound'] for r in curve],
                          [None, -112.0, None, -103.0])
         self.assertEqual([r['stage'] for r in curve], [0, 1, 1, 2])
+        times = [r['wall_time'] for r in curve]
+        self.assertEqual(times, sorted(times))  # Epoch 3's second writing.
         again = monitor.read_curve_csv(
             os.path.join(logdir, monitor.LEARNING_CURVE_FILE))
         self.assertEqual(again, curve)
@@ -79,3 +81,11 @@ if __name__ == '__main__':
                            1000)
         self.assertEqual(monitor.write_learning_curve(self.get_temp_dir()
                                                       + '/empty'), [])
+
+    def test_seconds_per_epoch_is_the_median_pace(self):
+        curve = [dict(epoch=e, wall_time=t) for e, t in
+                 [(1, 0.0), (2, 10.0), (3, 20.0), (4, 520.0), (5, 530.0),
+                  (6, 541.0)]]  # A pause of 490 s after epoch 3.
+        self.assertEqual(monitor.seconds_per_epoch(curve), 10.0)
+        self.assertEqual(monitor.seconds_per_epoch(curve, last=2), 10.5)
+        self.assertIsNone(monitor.seconds_per_epoch(curve[:1]))

@@ -54,6 +54,11 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     test_main.tiny_binarized_mnist(data_dir, n_train=110)  # 5 steps of 20.
     _training(runs, 'k1_running', 57, data_dir=data_dir,
               objective='iwae_elbo', n_samples=1)
+    monitor.write_curve_csv(  # Its epochs so far, 12 s apart, one paused.
+        os.path.join(runs, 'k1_running', 'learning_curve.csv'),
+        [dict(epoch=e, train_bound=-100.0, validation_bound=None, stage=4.0,
+              wall_time=12.0 * e + (600.0 if e > 10 else 0.0))
+         for e in range(1, 13)])
     _training(runs, 'k50_running', 570, data_dir=str(tmp_path / 'no_data'),
               download=False, objective='iwae_elbo', n_samples=50)
     os.makedirs(os.path.join(runs, 'not_a_run'))
@@ -76,6 +81,10 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     # A run training: its last checkpoint's epoch, from its data's size
     # (110 images, 5 steps of 20), else its step.
     assert rows['k1_running']['epochs done'] == 11
+    assert rows['k1_running']['seconds per epoch'] == 12.0
+    assert rows['k1_running']['hours left'] == pytest.approx(
+        (3280 - 12) * 12.0 / 3600)
+    assert 'seconds per epoch' not in rows['k50_running']  # No curve.
     assert rows['k1_running']['this package'] is None
     assert rows['k50_running']['epochs done'] is None
     assert rows['k50_running']['paper'] == -87.10
@@ -83,7 +92,8 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     text = paper_table.write_table(list(rows.values()), runs)
     assert ('| k5 | -87.63 | -87.65 | -87.13 | +0.50 | 30 | 2.50 | 3,280 '
             '| 1h30m |') in text
-    assert '| training (checkpoint at epoch 11) |' in text
+    assert ('| training (checkpoint at epoch 11; 12.0 s an epoch lately, '
+            '10.9 h of training left) |') in text
     assert '| training (checkpoint at step 570) |' in text
     with open(os.path.join(runs, 'table.md')) as f:
         assert f.read() == text
@@ -93,9 +103,9 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     # Learning curves: a collected run's csv (it has no events); the others
     # have neither and are left out.
     curve = [dict(epoch=1, train_bound=-120.0, validation_bound=None,
-                  stage=0.0),
+                  stage=0.0, wall_time=100.0),
              dict(epoch=2, train_bound=-110.0, validation_bound=-111.5,
-                  stage=1.0)]
+                  stage=1.0, wall_time=200.0)]
     monitor.write_curve_csv(os.path.join(runs, 'k5', 'learning_curve.csv'),
                             curve)
     assert paper_table.learning_curve(os.path.join(runs, 'k5')) == curve
