@@ -443,12 +443,16 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     todo = [r for r in mine if record_key(r.settings(), r.name) not in done]
     refused = [r for r in todo if r.error]  # Recorded without running.
     todo = [r for r in todo if not r.error]
-    workers, threads, where = _placement(jobs, threads_per_run, ray_address)
+    workers, threads, in_process = _placement(jobs, threads_per_run,
+                                              ray_address)
+    where = ('in this process' if in_process else
+             f'on Ray ({workers or "as many as the cluster runs"} at a '
+             f'time, {threads} TensorFlow thread(s) each)')
     log(f'{len(mine)} run{"" if len(mine) == 1 else "s"} in this shard '
         f'({len(runs)} in the grid): '
         f'{len(mine) - len(todo) - len(refused)} already done, {len(todo)} '
         f'to run {where}' + (f', {len(refused)} refused' if refused else ''))
-    if workers == 1 and not ray_address:
+    if in_process:
         records = _in_process(todo, out_dir, prune, threads_per_run)
     else:
         records = _on_ray(todo, out_dir, prune, threads, ray_address,
@@ -477,17 +481,13 @@ def _check_names(runs):
 
 def _placement(jobs, threads_per_run, ray_address):
     """Where a grid's runs go: (runs at a time, None on a cluster of unknown
-    size; TensorFlow threads per run; the words that say so). One at a
-    time without a cluster runs them in this process."""
+    size; TensorFlow threads per run; whether they run in this process:
+    one at a time without a cluster)."""
     workers = jobs or _cores()
     if ray_address and not jobs:
         workers = None  # Known once connected; the estimate assumes 1.
     threads = threads_per_run or max(1, _cores() // (jobs or _cores()))
-    if workers == 1 and not ray_address:
-        return workers, threads, 'in this process'
-    return workers, threads, (
-        f'on Ray ({workers or "as many as the cluster runs"} at a time, '
-        f'{threads} TensorFlow thread(s) each)')
+    return workers, threads, workers == 1 and not ray_address
 
 
 # Summaries, written from the ledger.
