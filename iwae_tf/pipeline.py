@@ -121,6 +121,25 @@ def run_folder(path):
         'a run\'s logdir or a checkpoint inside it')
 
 
+def load_run(path, overrides):
+    """A trained run's model with the weights at path (a run's logdir, a
+    checkpoint in it, or a folder of its config.json and weights).
+
+    Args:
+        path: logdir, checkpoint or weights folder.
+        overrides: dict of Config fields replacing the run's own (data and
+            evaluation settings).
+
+    Returns:
+        (config, dataset, model, the checkpoint or weights read).
+    """
+    with open(os.path.join(run_folder(path), checkpoints.CONFIG_FILE)) as f:
+        config = Config.from_dict(json.load(f)).replace(**overrides)
+    dataset = load_data(config)
+    model = train.make_model(config, dataset)
+    return config, dataset, model, checkpoints.load_weights(model, path)
+
+
 def evaluate_checkpoint(path, overrides, out_dir=None, log=print,
                         progress=True):
     """The evaluate command: evaluates the weights at path (a run's logdir,
@@ -137,15 +156,10 @@ def evaluate_checkpoint(path, overrides, out_dir=None, log=print,
     Returns:
         the results dict (see evaluation).
     """
-    folder = run_folder(path)
-    with open(os.path.join(folder, checkpoints.CONFIG_FILE)) as f:
-        config = Config.from_dict(json.load(f)).replace(**overrides)
-    dataset = load_data(config)
-    model = train.make_model(config, dataset)
-    read = checkpoints.load_weights(model, path)
+    config, dataset, model, read = load_run(path, overrides)
     log(f'weights from {read}; {dataset.name}: {len(dataset.test)} test '
         'images')
-    out_dir = out_dir or os.path.join(folder, 'evaluation')
+    out_dir = out_dir or os.path.join(run_folder(path), 'evaluation')
     results = dict(checkpoint=read)
     results.update(evaluation(model, config, dataset, log=log,
                               progress=progress))

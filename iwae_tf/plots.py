@@ -228,6 +228,31 @@ def learning_curves(curves, path):
     _save(fig, path)
 
 
+def bounds_against_k(runs, path):
+    """The mean test bound L_k against k (log axis), a line per run; bars:
+    the standard error of L_kmax - L_k over the images.
+
+    Args:
+        runs: list of dicts with run, objective, n_samples and bounds (a
+            list of dicts with k, mean, gap_standard_error).
+        path: PNG file to write.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for j, run in enumerate(runs):
+        ks = [b['k'] for b in run['bounds']]
+        ax.errorbar(ks, [b['mean'] for b in run['bounds']],
+                    yerr=[b['gap_standard_error'] for b in run['bounds']],
+                    marker='o', ms=4, capsize=3, color=COLORS[j % len(COLORS)],
+                    label=f'{run["run"]} ({run["objective"]} '
+                          f'k={run["n_samples"]})')
+    ax.set_xscale('log')
+    ax.set_xlabel('k (importance samples of the bound)')
+    ax.set_ylabel('mean test L_k (nats per image)')
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(frameon=False, fontsize=7)
+    _save(fig, path)
+
+
 def image_grid(images, columns):
     """float [n, side*side] -> float [rows*side, columns*side], rows filled
     left to right (empty cells are 0)."""

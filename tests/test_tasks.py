@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import test_train
 ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
 from tasks import active_units_init  # pylint: disable=g-import-not-at-top
+from tasks import bound_vs_k
 from tasks import gradient_snr
 from tasks import latents_two_layer
 from tasks import posterior_2d
@@ -26,6 +28,7 @@ from tasks import transfer
 from iwae_tf import train  # pylint: disable=g-bad-import-order
 from iwae_tf import checkpoints
 from iwae_tf import evaluate
+from iwae_tf import pipeline
 from iwae_tf import sweep
 from iwae_tf.config import Config
 
@@ -204,6 +207,62 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn('--ks must be', err)
         self.assertNotIn('Traceback', err)
+
+
+class BoundVsKTest(tf.test.TestCase):
+
+    def test_bounds_rise_with_k_and_match_the_estimator(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        config = Config(data_dir=folder, seed=3)
+        dataset = pipeline.load_data(config)
+        runs = []
+        for seed in (1, 2):  # Two untrained models: q far from p(h|x).
+            model = train.make_model(config.replace(seed=seed), dataset)
+            run = os.path.join(folder, f'run{seed}')
+            os.makedirs(run)
+            checkpoints.write_json_atomically(
+                os.path.join(run, 'config.json'),
+                dataclasses.asdict(config.replace(seed=seed)))
+            checkpoints.save_weights(model, run)
+            runs.append((run, model))
+        out = os.path.join(folder, 'bounds')
+        message, printed = task_printing(
+            bound_vs_k, '--runs', ','.join(r for r, _ in runs),
+            '--bound_samples', '100,1,10', '--out_dir', out)
+        self.assertIsNone(message)
+        results = read_json(os.path.join(out, 'bounds.json'))
+        self.assertEqual([r['run'] for r in results], ['run1', 'run2'])
+        for (run, model), result in zip(runs, results):
+            bounds = result['bounds']
+            self.assertEqual([b['k'] for b in bounds], [1, 10, 100])
+            means = [b['mean'] for b in bounds]
+            # Theorem 1: L_k rises with k (by nats here, far beyond the
+            # noise of 30 images).
+            self.assertGreater(means[1] - means[0], 1.0)
+            self.assertGreater(means[2] - means[1], 0.3)
+            self.assertEqual(bounds[-1]['gap_to_kmax'], 0.0)
+            self.assertAllClose(bounds[0]['gap_to_kmax'],
+                                means[2] - means[0])
+            # The k=100 column is the package's estimate with the run's
+            # seed and sizes.
+            expected = evaluate.Evaluator(model, seed=int(run[-1])).\
+                log_likelihood(dataset.test, 100).mean()
+            self.assertAllClose(means[2], expected, rtol=0, atol=1e-9)
+        self.assertIn('run1: L_1 ', printed)
+        with open(os.path.join(out, 'bounds.md')) as f:
+            self.assertIn('| run2 | iwae_elbo k=5 |', f.read())
+        self.assertGreater(os.path.getsize(os.path.join(
+            out, 'bounds_vs_k.png')), 1000)
+
+    def test_bad_input_is_one_line(self):
+        self.assertIn('give the trained runs with --runs',
+                      task_in_process(bound_vs_k))
+        self.assertIn('--bound_samples 0,5: give positive integers',
+                      task_in_process(bound_vs_k, '--runs', '/nowhere',
+                                      '--bound_samples', '0,5'))
+        self.assertIn('no config.json', task_in_process(
+            bound_vs_k, '--runs', self.get_temp_dir()))
 
 
 class GradientSnrTest(tf.test.TestCase):
