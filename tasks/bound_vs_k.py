@@ -112,7 +112,7 @@ def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results', 'bound_vs_k'))
     os.makedirs(out_dir, exist_ok=True)
     runs = []
-    for path in FLAGS.runs:
+    for path in map(os.path.expanduser, FLAGS.runs):  # ~ after a comma.
         config, per_image = bounds_of_run(path, ks, overrides)
         name = os.path.basename(os.path.normpath(pipeline.run_folder(path)))
         runs.append(summary(name, config, per_image))
