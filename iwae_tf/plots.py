@@ -220,11 +220,8 @@ def learning_curves(curves, path):
             for before, row in zip(curve, curve[1:]):
                 if row['stage'] != before['stage']:
                     ax.axvline(row['epoch'], color='grey', lw=0.5, alpha=0.5)
-    ax.set_xscale('log')
-    ax.set_xlabel('epoch (grey: a stage of the schedule begins)')
-    ax.set_ylabel('bound (nats per image)')
-    ax.grid(alpha=0.3, which='both')
-    ax.legend(frameon=False, fontsize=7)
+    _log_x_axes(ax, 'epoch (grey: a stage of the schedule begins)',
+                'bound (nats per image)')
     _save(fig, path)
 
 
@@ -245,12 +242,18 @@ def bounds_against_k(runs, path):
                     marker='o', ms=4, capsize=3, color=COLORS[j % len(COLORS)],
                     label=f'{run["run"]} ({run["objective"]} '
                           f'k={run["n_samples"]})')
+    _log_x_axes(ax, 'k (importance samples of the bound)',
+                'mean test L_k (nats per image)')
+    _save(fig, path)
+
+
+def _log_x_axes(ax, x_label, y_label):
+    """A log x axis, the labels, a light grid and the legend."""
     ax.set_xscale('log')
-    ax.set_xlabel('k (importance samples of the bound)')
-    ax.set_ylabel('mean test L_k (nats per image)')
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.grid(alpha=0.3, which='both')
     ax.legend(frameon=False, fontsize=7)
-    _save(fig, path)
 
 
 def image_grid(images, columns):
