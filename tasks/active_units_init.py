@@ -91,6 +91,15 @@ def summarize(rows):
     Returns:
         (groups: list of dicts, findings: list of str).
     """
+    groups = _groups(rows)
+    findings = [_init_finding(objective, groups, rows) for objective in
+                dict.fromkeys(g['objective'] for g in groups)]
+    return groups, findings + _objective_findings(groups)
+
+
+def _groups(rows):
+    """A dict per objective x init that has runs: their count and the mean
+    and std over seeds of active units and log-likelihood."""
     groups = []
     for objective in dict.fromkeys(r['objective'] for r in rows):
         for init in dict.fromkeys(r['init'] for r in rows):
@@ -103,29 +112,39 @@ def summarize(rows):
             groups.append(dict(objective=objective, init=init, runs=len(mine),
                                active_mean=active[0], active_std=active[1],
                                ll_mean=ll[0], ll_std=ll[1]))
-    findings = []
-    for objective in dict.fromkeys(g['objective'] for g in groups):
-        mine = [g for g in groups if g['objective'] == objective]
-        means = [g['active_mean'] for g in mine]
-        seed_std = sum(g['active_std'] for g in mine) / len(mine)
-        text = (f'{objective}: mean active units per init range from '
-                f'{min(means):.1f} to {max(means):.1f} (a spread of '
-                f'{max(means) - min(means):.1f}) against a seed-to-seed '
-                f'standard deviation of {seed_std:.1f} within an init')
-        samples = [[r['active'] for r in rows if r['objective'] == objective
-                    and r['init'] == g['init']] for g in mine]
-        if len(samples) > 1 and all(len(s) > 1 for s in samples):
-            f_value, p_value = scipy.stats.f_oneway(*samples)
-            if f_value != f_value:  # All equal: no variance at all.
-                text += '; every run has the same count'
-            else:
-                verdict = ('the init makes a difference beyond seed noise'
-                           if p_value < 0.05 else
-                           'no difference beyond seed noise')
-                text += (f'; one-way ANOVA over inits F = {f_value:.2f}, '
-                         f'p = {p_value:.2g}: {verdict}')
-        findings.append(text + '.')
+    return groups
+
+
+def _init_finding(objective, groups, rows):
+    """Does the init change the objective's active units beyond seed noise
+    (one-way ANOVA over inits)?"""
+    mine = [g for g in groups if g['objective'] == objective]
+    means = [g['active_mean'] for g in mine]
+    seed_std = sum(g['active_std'] for g in mine) / len(mine)
+    text = (f'{objective}: mean active units per init range from '
+            f'{min(means):.1f} to {max(means):.1f} (a spread of '
+            f'{max(means) - min(means):.1f}) against a seed-to-seed '
+            f'standard deviation of {seed_std:.1f} within an init')
+    samples = [[r['active'] for r in rows if r['objective'] == objective
+                and r['init'] == g['init']] for g in mine]
+    if len(samples) > 1 and all(len(s) > 1 for s in samples):
+        f_value, p_value = scipy.stats.f_oneway(*samples)
+        if f_value != f_value:  # All equal: no variance at all.
+            text += '; every run has the same count'
+        else:
+            verdict = ('the init makes a difference beyond seed noise'
+                       if p_value < 0.05 else
+                       'no difference beyond seed noise')
+            text += (f'; one-way ANOVA over inits F = {f_value:.2f}, '
+                     f'p = {p_value:.2g}: {verdict}')
+    return text + '.'
+
+
+def _objective_findings(groups):
+    """Each other objective against the first, init by init: active units
+    and log-likelihood."""
     labels = list(dict.fromkeys(g['objective'] for g in groups))
+    findings = []
     for other in labels[1:]:
         pairs = [(a, b) for a in groups for b in groups
                  if a['objective'] == labels[0] and b['objective'] == other
@@ -139,7 +158,7 @@ def summarize(rows):
                 f'inits ({", ".join(f"{g:+.1f}" for g in gaps)} per init), '
                 f'{min(ll_gaps):+.2f} to {max(ll_gaps):+.2f} nats of test '
                 'log-likelihood.')
-    return groups, findings
+    return findings
 
 
 def stability_groups(records):
