@@ -426,6 +426,24 @@ def expected_random_coverage(n_units, sizes):
                 none=float(in_none))
 
 
+def _random_mean_jaccards(n_units, sizes, pairs, seed):
+    """The mean pairwise Jaccard overlap of random sets of these sizes
+    (drawn from n_units units) over the pairs (i, j) of sets, in each of
+    CHANCE_DRAWS draws: float array [CHANCE_DRAWS]."""
+    rng = np.random.default_rng(seed)
+    n_runs = len(sizes)
+    draws = np.argsort(rng.random((CHANCE_DRAWS, n_runs, n_units)), axis=-1)
+    chosen = np.zeros((CHANCE_DRAWS, n_runs, n_units), bool)
+    for r, size in enumerate(sizes):
+        np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
+    means = np.zeros(CHANCE_DRAWS)
+    for i, j in pairs:
+        inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
+        union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
+        means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return means / max(len(pairs), 1)
+
+
 def active_set_stability(seeds, activities, threshold=ACTIVITY_THRESHOLD,
                          seed=0):
     """Compares the active sets of one stochastic layer across runs that
@@ -457,17 +475,7 @@ def active_set_stability(seeds, activities, threshold=ACTIVITY_THRESHOLD,
         n_units, sizes[i], sizes[j]) for i, j in pairs])) \
         if pairs else float('nan')
     # How often random sets of the same sizes overlap as much as observed.
-    rng = np.random.default_rng(seed)
-    draws = np.argsort(rng.random((CHANCE_DRAWS, n_runs, n_units)), axis=-1)
-    chosen = np.zeros((CHANCE_DRAWS, n_runs, n_units), bool)
-    for r, size in enumerate(sizes):
-        np.put_along_axis(chosen[:, r], draws[:, r, :size], True, axis=-1)
-    random_means = np.zeros(CHANCE_DRAWS)
-    for i, j in pairs:
-        inter = np.sum(chosen[:, i] & chosen[:, j], axis=-1)
-        union = np.sum(chosen[:, i] | chosen[:, j], axis=-1)
-        random_means += np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-    random_means /= max(len(pairs), 1)
+    random_means = _random_mean_jaccards(n_units, sizes, pairs, seed)
     counts = np.sum(activities > threshold, axis=0)  # [units]
     return dict(
         seeds=list(seeds), active_units=sizes,
