@@ -6,13 +6,14 @@ prints one row per run: the k=5000 test log-likelihood beside the paper's
 and nbip/IWAE's TF2 reproduction's, how far it is from the paper's, the
 active units, the train - test gap (the k=5000 estimate on the training
 set minus the test set's, from runs made with --eval_train), epochs and
-wall time. A run still training (a checkpoint, no results.json) gets a
-row with the epoch of its last checkpoint (its step when the run's data
-cannot be read here), its pace over its last 20 epochs and the hours its
-epochs left take at that pace. Writes table.md and table.csv into --runs_dir, each
-run's learning_curve.csv (from its TensorBoard events, where it has them)
-and learning_curves.png: every run's training and validation bound by
-epoch.
+wall time; and a row for each of the paper's rows on the same data set
+that no run has yet. A run still training (a checkpoint, no results.json)
+gets a row with the epoch of its last checkpoint (its step when the run's
+data cannot be read here), its pace over its last 20 epochs and the hours
+its epochs left take at that pace. Writes table.md and table.csv into
+--runs_dir, each run's learning_curve.csv (from its TensorBoard events,
+where it has them) and learning_curves.png: every run's training and
+validation bound by epoch.
 
   python tasks/paper_table.py --runs_dir results/table1_binarized_mnist
   python tasks/paper_table.py --runs_dir ~/iwae-runs/table1_binarized_mnist
@@ -110,9 +111,19 @@ def learning_curve(folder):
     return monitor.read_curve_csv(path) if os.path.exists(path) else None
 
 
+def _row(name, key, epochs):
+    """A row of the table for a run of the reference key's configuration
+    (None: none of the paper's), its figures still empty."""
+    paper, nbip = REFERENCE.get(key, (None, None))
+    row = dict.fromkeys(COLUMNS)
+    row.update({'run': name, 'paper': paper, 'nbip/IWAE': nbip,
+                'epochs': epochs, 'key': key})
+    return row
+
+
 def read_run(folder):
     """The figures of the run in folder: a dict of COLUMNS' values (None
-    where there is nothing), or None when the folder holds no run."""
+    where there is nothing yet), or None when the folder holds no run."""
     results_path = os.path.join(folder, pipeline.RESULTS_FILE)
     if os.path.exists(results_path):
         with open(results_path) as f:
@@ -124,24 +135,14 @@ def read_run(folder):
         results = None
     else:
         return None
-    paper, nbip = REFERENCE.get(reference_key(config), (None, None))
-    row = dict.fromkeys(COLUMNS)
-    row.update({'run': os.path.basename(os.path.normpath(folder)),
-                'paper': paper, 'nbip/IWAE': nbip,
-                'epochs': config.total_epochs})
+    row = _row(os.path.basename(os.path.normpath(folder)),
+               reference_key(config), config.total_epochs)
     row['order'] = (config.dataset, config.stochastic_layers,
                     config.objective != 'vae_elbo', config.n_samples,
                     config.estimator != 'standard', config.estimator,
                     row['run'])  # The paper's order, other estimators after.
     if results is None:
-        row['step'] = _last_step(folder)
-        row['epochs done'] = _epochs_done(config, row['step'])
-        curve = learning_curve(folder)
-        if curve:
-            row['seconds per epoch'] = monitor.seconds_per_epoch(curve)
-            if row['seconds per epoch'] is not None:
-                row['hours left'] = row['seconds per epoch'] * (
-                    config.total_epochs - curve[-1]['epoch']) / 3600
+        _add_progress(row, folder, config)
         return row
     test = results['test_log_likelihood']
     row.update({'this package': test, 'active units': sum(
@@ -153,9 +154,40 @@ def read_run(folder):
     return row
 
 
+def _add_progress(row, folder, config):
+    """A run still training: its last checkpoint and its pace."""
+    row['step'] = _last_step(folder)
+    row['epochs done'] = _epochs_done(config, row['step'])
+    curve = learning_curve(folder)
+    if curve:
+        row['seconds per epoch'] = monitor.seconds_per_epoch(curve)
+        if row['seconds per epoch'] is not None:
+            row['hours left'] = row['seconds per epoch'] * (
+                config.total_epochs - curve[-1]['epoch']) / 3600
+
+
+def rows_not_run(rows):
+    """A row for each of the paper's rows, on the data sets of these runs,
+    that no run has yet."""
+    have = {r['key'] for r in rows}
+    datasets = {key[0] for key in have if key}
+    missing = []
+    for key in REFERENCE:
+        dataset, layers, objective, k = key
+        if dataset in datasets and key not in have:
+            row = _row(f'{dataset}_{layers}layer_{objective[:-5]}_k{k}', key,
+                       None)
+            row.update(status='not run',
+                       order=(dataset, layers, objective != 'vae_elbo', k,
+                              False, 'standard', row['run']))
+            missing.append(row)
+    return missing
+
+
 def read_runs(runs_dir):
-    """The rows of every run folder in runs_dir, in the paper's order
-    (dataset, layers, VAE before IWAE, k).
+    """The rows of every run folder in runs_dir and of the paper's rows
+    no run has yet, in the paper's order (dataset, layers, VAE before
+    IWAE, k).
 
     Raises:
         ValueError: runs_dir holds no run.
@@ -170,7 +202,7 @@ def read_runs(runs_dir):
     if not rows:
         raise ValueError(f'--runs_dir {runs_dir} holds no run (no folder '
                          'with a results.json or a config.json)')
-    return sorted(rows, key=lambda r: r['order'])
+    return sorted(rows + rows_not_run(rows), key=lambda r: r['order'])
 
 
 def _cell(value, form='{:.2f}'):
@@ -201,7 +233,9 @@ def markdown(rows):
     lines = ['| ' + ' | '.join(COLUMNS) + ' |',
              '|---|' + '---:|' * (len(COLUMNS) - 1)]
     for r in rows:
-        if r['this package'] is None:
+        if r.get('status') == 'not run':
+            ours = 'not run yet'
+        elif r['this package'] is None:
             ours = f'training ({_progress(r)})'
         else:
             ours = _cell(r['this package'])
@@ -209,7 +243,7 @@ def markdown(rows):
             r['run'], _cell(r['paper']), _cell(r['nbip/IWAE']), ours,
             _cell(r['minus paper'], '{:+.2f}'), _cell(r['active units'],
                                                       '{}'),
-            _cell(r['train - test gap']), f'{r["epochs"]:,}',
+            _cell(r['train - test gap']), _cell(r['epochs'], '{:,}'),
             _duration(r['wall time'])]) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -231,7 +265,7 @@ def write_table(rows, runs_dir):
 def write_curves(rows, runs_dir):
     """learning_curves.png in runs_dir: every run's curve that is known."""
     curves = {r['run']: learning_curve(os.path.join(runs_dir, r['run']))
-              for r in rows}
+              for r in rows if r.get('status') != 'not run'}
     curves = {name: c for name, c in curves.items() if c}
     if curves:
         plots.learning_curves(curves, os.path.join(runs_dir,

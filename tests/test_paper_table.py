@@ -119,3 +119,21 @@ def test_a_folder_without_runs_is_refused(tmp_path):
         paper_table.read_runs(str(tmp_path))
     with pytest.raises(ValueError, match='is not a folder'):
         paper_table.read_runs(str(tmp_path / 'missing'))
+
+
+def test_rows_the_runs_do_not_have_yet(tmp_path):
+    runs = str(tmp_path)
+    _finished(runs, 'k5', -87.13, objective='iwae_elbo', n_samples=5)
+    _finished(runs, 'vae', -89.0, objective='vae_elbo', n_samples=5)
+    rows = paper_table.read_runs(runs)
+    # The paper's appendix D rows (IWAE k=1, 5, 50), the VAE k=5 between.
+    assert [r['run'] for r in rows] == [
+        'vae', 'binarized_mnist_1layer_iwae_k1', 'k5',
+        'binarized_mnist_1layer_iwae_k50']
+    assert rows[3]['paper'] == -87.10 and rows[3]['status'] == 'not run'
+    text = paper_table.markdown(rows)
+    assert ('| binarized_mnist_1layer_iwae_k1 | -88.71 | -89.93 | '
+            'not run yet |') in text
+    assert '| vae |  |  | -89.00 |' in text
+    paper_table.write_curves(rows, runs)  # No curve: no figure, no error.
+    assert not os.path.exists(os.path.join(runs, 'learning_curves.png'))
