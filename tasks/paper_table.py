@@ -22,7 +22,6 @@ validation bound by epoch.
 import csv
 import json
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
@@ -79,13 +78,10 @@ def reference_key(config):
 
 
 def _last_step(folder):
-    """The step of the run's last checkpoint, or None."""
-    index = os.path.join(folder, checkpoints.CHECKPOINT_DIR, 'checkpoint')
-    if not os.path.exists(index):
-        return None
-    with open(index) as f:
-        found = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
-    return int(found.group(1)) if found else None
+    """The step of the run's newest checkpoint (ckpt-STEP), or None."""
+    found = checkpoints.checkpoint_paths(
+        os.path.join(folder, checkpoints.CHECKPOINT_DIR))
+    return int(found[0].rsplit('-', 1)[1]) if found else None
 
 
 def _epochs_done(config, step):
