@@ -504,15 +504,15 @@ class _Training:
         for offset in range(self.step % self.steps_per_epoch,
                             self.steps_per_epoch, self.blocks.steps_per_call):
             t0 = time.time()
-            bounds = self.blocks.run(
+            block_bounds = self.blocks.run(
                 batches[offset:offset + self.blocks.steps_per_call], self.step)
-            self.rate.add(time.time() - t0, len(bounds) * batch)
-            bad = np.flatnonzero(~np.isfinite(bounds))
+            self.rate.add(time.time() - t0, len(block_bounds) * batch)
+            bad = np.flatnonzero(~np.isfinite(block_bounds))
             if bad.size and config.nan_policy == 'stop':
                 self._stop_at(self.step + int(bad[0]), epoch)
             skipped.extend((self.step + bad + 1).tolist())
-            self.step += len(bounds)
-            self.bounds.add(bounds)
+            self.step += len(block_bounds)
+            self.bounds.add(block_bounds)
             if bar:
                 bar.update(self.step - epoch * self.steps_per_epoch,
                            [('bound', self.bounds.mean())])
