@@ -137,8 +137,9 @@ def read_run(folder):
                     config.objective != 'vae_elbo', config.n_samples,
                     config.estimator != 'standard', config.estimator,
                     row['run'])  # The paper's order, other estimators after.
+    row['curve'] = learning_curve(folder)
     if results is None:
-        _add_progress(row, folder, config)
+        _add_progress(row, config, _last_step(folder))
         return row
     test = results['test_log_likelihood']
     row.update({'this package': test, 'active units': sum(
@@ -150,11 +151,11 @@ def read_run(folder):
     return row
 
 
-def _add_progress(row, folder, config):
-    """A run still training: its last checkpoint and its pace."""
-    row['step'] = _last_step(folder)
-    row['epochs done'] = _epochs_done(config, row['step'])
-    curve = learning_curve(folder)
+def _add_progress(row, config, step):
+    """A run still training: its last checkpoint's step and epoch, and its
+    pace (from its learning curve, row['curve'])."""
+    row['step'], row['epochs done'] = step, _epochs_done(config, step)
+    curve = row['curve']
     if curve:
         row['seconds per epoch'] = monitor.seconds_per_epoch(curve)
         if row['seconds per epoch'] is not None:
@@ -260,9 +261,7 @@ def write_table(rows, runs_dir):
 
 def write_curves(rows, runs_dir):
     """learning_curves.png in runs_dir: every run's curve that is known."""
-    curves = {r['run']: learning_curve(os.path.join(runs_dir, r['run']))
-              for r in rows if r.get('status') != 'not run'}
-    curves = {name: c for name, c in curves.items() if c}
+    curves = {r['run']: r['curve'] for r in rows if r.get('curve')}
     if curves:
         plots.learning_curves(curves, os.path.join(runs_dir,
                                                    'learning_curves.png'))

@@ -108,8 +108,10 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
                   stage=1.0, wall_time=200.0)]
     monitor.write_curve_csv(os.path.join(runs, 'k5', 'learning_curve.csv'),
                             curve)
-    assert paper_table.learning_curve(os.path.join(runs, 'k5')) == curve
-    assert paper_table.learning_curve(os.path.join(runs, 'vae_k1')) is None
+    rows = {r['run']: r for r in paper_table.read_runs(runs)}
+    assert rows['k5']['curve'] == curve
+    assert rows['vae_k1']['curve'] is None
+    assert rows['k1_running']['curve'][-1]['epoch'] == 12
     paper_table.write_curves(list(rows.values()), runs)
     assert os.path.getsize(os.path.join(runs, 'learning_curves.png')) > 1000
 
