@@ -20,6 +20,7 @@ ROOT = test_main.ROOT
 sys.path.insert(0, ROOT)
 from tasks import active_units_init  # pylint: disable=g-import-not-at-top
 from tasks import bound_vs_k
+from tasks import check_estimate
 from tasks import gradient_snr
 from tasks import latents_two_layer
 from tasks import posterior_2d
@@ -263,6 +264,61 @@ class BoundVsKTest(tf.test.TestCase):
                                       '--bound_samples', '0,5'))
         self.assertIn('no config.json', task_in_process(
             bound_vs_k, '--runs', self.get_temp_dir()))
+
+
+class CheckEstimateTest(tf.test.TestCase, parameterized.TestCase):
+
+    def _run(self, layers):
+        """A folder of an untrained model's config.json and weights."""
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        config = Config(data_dir=folder, stochastic_layers=layers, seed=4)
+        dataset = pipeline.load_data(config)
+        model = train.make_model(config, dataset)
+        run = os.path.join(folder, f'run{layers}')
+        os.makedirs(run, exist_ok=True)
+        checkpoints.write_json_atomically(os.path.join(run, 'config.json'),
+                                          dataclasses.asdict(config))
+        checkpoints.save_weights(model, run)
+        return run, model, dataset
+
+    @parameterized.parameters(1, 2)
+    def test_numpy_log_weights_on_the_package_draws(self, layers):
+        _, model, dataset = self._run(layers)
+        x = dataset.test[:1]
+        noise = model.draw_noise(64, 1, tf.constant([5, 6]))
+        ours = model.log_weights(x, 64, tf.constant([5, 6]), noise=noise)
+        theirs = check_estimate.NumpyModel(model).log_weights(
+            x[0].astype(np.float64), [n.numpy()[:, 0] for n in noise])
+        self.assertAllClose(ours[:, 0], theirs, rtol=0, atol=2e-3)
+
+    @parameterized.parameters(1, 2)
+    def test_the_two_estimates_agree_and_a_wrong_one_does_not(self, layers):
+        run, model, dataset = self._run(layers)
+        out = os.path.join(run, 'check')
+        message, printed = task_printing(
+            check_estimate, '--run', run, '--images', '30',
+            '--eval_samples', '50', '--out_dir', out)
+        self.assertIsNone(message)
+        result = read_json(os.path.join(out, 'check.json'))
+        self.assertTrue(result['agree'], result)
+        self.assertEqual(result['images'], 30)
+        self.assertIn('they agree', printed)
+        # A reference with a wrong density term (the pixels' logits off by
+        # 0.5): the same comparison flags it.
+        reference = check_estimate.NumpyModel(model)
+        hidden, (kernel, bias) = reference.p_x
+        reference.p_x = hidden, (kernel, bias + 0.5)
+        x = dataset.test[:30]
+        rng = np.random.default_rng(0)
+        wrong = [reference.log_likelihood(image.astype(np.float64), 50, rng)
+                 for image in x]
+        ours = evaluate.Evaluator(model, seed=4).log_likelihood(x, 50)
+        self.assertFalse(check_estimate.compare(ours, wrong)['agree'])
+
+    def test_bad_input_is_one_line(self):
+        self.assertIn('give the trained run with --run',
+                      task_in_process(check_estimate))
 
 
 class GradientSnrTest(tf.test.TestCase):
