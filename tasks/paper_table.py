@@ -9,8 +9,9 @@ set minus the test set's, from runs made with --eval_train), epochs and
 wall time; and a row for each of the paper's rows on the same data set
 that no run has yet. A run still training (a checkpoint, no results.json)
 gets a row with the epoch of its last checkpoint (its step when the run's
-data cannot be read here), its pace over its last 20 epochs and the hours
-its epochs left take at that pace. Writes table.md and table.csv into
+data cannot be read here), the training and validation bounds of its last
+epoch with a validation bound, its pace over its last 20 epochs and the
+hours its epochs left take at that pace. Writes table.md and table.csv into
 --runs_dir, each run's learning_curve.csv (from its TensorBoard events,
 where it has them) and learning_curves.png: every run's training and
 validation bound by epoch.
@@ -214,12 +215,19 @@ def _duration(seconds):
 
 
 def _progress(row):
-    """Where a run still training is: its last checkpoint, its pace."""
+    """Where a run still training is: its last checkpoint, its last
+    validated epoch's bounds, its pace."""
     parts = []
     if row.get('epochs done') is not None:
         parts.append(f'checkpoint at epoch {row["epochs done"]:,}')
     elif row.get('step') is not None:
         parts.append(f'checkpoint at step {row["step"]:,}')
+    validated = [r for r in row.get('curve') or ()
+                 if r['validation_bound'] is not None]
+    if validated:
+        last = validated[-1]
+        parts.append(f'epoch {last["epoch"]:,}: bound {last["train_bound"]:.2f}'
+                     f' train, {last["validation_bound"]:.2f} validation')
     if row.get('seconds per epoch') is not None:
         parts.append(f'{row["seconds per epoch"]:.1f} s an epoch lately, '
                      f'{row["hours left"]:.1f} h of training left')

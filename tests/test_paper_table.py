@@ -56,7 +56,8 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
               objective='iwae_elbo', n_samples=1)
     monitor.write_curve_csv(  # Its epochs so far, 12 s apart, one paused.
         os.path.join(runs, 'k1_running', 'learning_curve.csv'),
-        [dict(epoch=e, train_bound=-100.0, validation_bound=None, stage=4.0,
+        [dict(epoch=e, train_bound=-100.0 + e / 10,
+              validation_bound=-103.5 if e == 10 else None, stage=4.0,
               wall_time=12.0 * e + (600.0 if e > 10 else 0.0))
          for e in range(1, 13)])
     _training(runs, 'k50_running', 570, data_dir=str(tmp_path / 'no_data'),
@@ -92,8 +93,9 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     text = paper_table.write_table(list(rows.values()), runs)
     assert ('| k5 | -87.63 | -87.65 | -87.13 | +0.50 | 30 | 2.50 | 3,280 '
             '| 1h30m |') in text
-    assert ('| training (checkpoint at epoch 11; 12.0 s an epoch lately, '
-            '10.9 h of training left) |') in text
+    assert ('| training (checkpoint at epoch 11; epoch 10: bound -99.00 '
+            'train, -103.50 validation; 12.0 s an epoch lately, 10.9 h of '
+            'training left) |') in text
     assert '| training (checkpoint at step 570) |' in text
     with open(os.path.join(runs, 'table.md')) as f:
         assert f.read() == text
