@@ -191,13 +191,14 @@ def learning_curve(logdir):
                 if key not in latest or latest[key][0] <= event.wall_time:
                     latest[key] = (event.wall_time,
                                    float(tf.make_ndarray(value.tensor)))
-    epochs = sorted({epoch for epoch, field in latest if
-                     field == 'train_bound'})
-    return [dict(epoch=epoch, **{
-        field: latest[(epoch, field)][1] if (epoch, field) in latest else None
-        for field in CURVE_FIELDS[1:-1]},
-                 wall_time=latest[(epoch, 'train_bound')][0])
-            for epoch in epochs]
+    curve = []
+    for epoch in sorted(e for e, field in latest if field == 'train_bound'):
+        row = dict(epoch=epoch, wall_time=latest[(epoch, 'train_bound')][0])
+        for field in _CURVE_TAGS.values():
+            row[field] = latest[(epoch, field)][1] \
+                if (epoch, field) in latest else None
+        curve.append(row)
+    return curve
 
 
 def seconds_per_epoch(curve, last=20):

@@ -48,11 +48,17 @@ def evaluation(model, config, dataset, prune=True, log=print,
     results.update(evaluate.evaluate_model(
         model, dataset, config.eval_samples, seed=config.seed, prune=prune,
         train_set=config.eval_train, log=log, progress=progress,
-        chunk_samples=config.eval_chunk_samples,
-        batch_size=config.eval_batch_size,
-        batches_per_call=config.eval_batches_per_call,
-        calls_at_once=config.eval_calls_at_once))
+        **evaluation_sizes(config)))
     return results
+
+
+def evaluation_sizes(config):
+    """The config's sizes of a log-likelihood estimate, as the keyword
+    arguments of Evaluator.log_likelihood."""
+    return dict(chunk_samples=config.eval_chunk_samples,
+                batch_size=config.eval_batch_size,
+                batches_per_call=config.eval_batches_per_call,
+                calls_at_once=config.eval_calls_at_once)
 
 
 def write_results(out_dir, results):

@@ -52,10 +52,8 @@ def bounds_of_run(path, ks, overrides):
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     labels = dataset.test_labels if config.conditional else None
     return config, {k: evaluator.log_likelihood(
-        dataset.test, k, chunk_samples=config.eval_chunk_samples,
-        batch_size=config.eval_batch_size,
-        batches_per_call=config.eval_batches_per_call,
-        calls_at_once=config.eval_calls_at_once, labels=labels) for k in ks}
+        dataset.test, k, labels=labels, **pipeline.evaluation_sizes(config))
+                    for k in ks}
 
 
 def summary(name, config, per_image):

@@ -139,10 +139,7 @@ def run_task():
                                                 len(dataset.test)),
                               config.seed)
     ours = evaluate.Evaluator(model, seed=config.seed).log_likelihood(
-        x, k, chunk_samples=config.eval_chunk_samples,
-        batch_size=config.eval_batch_size,
-        batches_per_call=config.eval_batches_per_call,
-        calls_at_once=config.eval_calls_at_once)
+        x, k, **pipeline.evaluation_sizes(config))
     reference = NumpyModel(model)
     rng = np.random.default_rng(config.seed)
     theirs = [reference.log_likelihood(image.astype(np.float64), k, rng)
