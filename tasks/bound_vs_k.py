@@ -97,16 +97,11 @@ def run_task():
     if not FLAGS.runs:
         raise ValueError('give the trained runs with --runs (logdirs, '
                          'checkpoints or folders of config.json and weights)')
-    try:
-        ks = sorted({int(k) for k in FLAGS.bound_samples})
-    except ValueError:
-        raise ValueError(f'--bound_samples {",".join(FLAGS.bound_samples)}: give positive '
-                         'integers, e.g. 1,5,50') from None
-    if ks[0] < 1:
-        raise ValueError(f'--bound_samples {",".join(FLAGS.bound_samples)}: give positive '
-                         'integers, e.g. 1,5,50')
-    overrides = {name: FLAGS[name].value for name in _OVERRIDES
-                 if FLAGS[name].value != FLAGS[name].default}
+    if not all(k.isdigit() and int(k) > 0 for k in FLAGS.bound_samples):
+        raise ValueError(f'--bound_samples {",".join(FLAGS.bound_samples)}: '
+                         'give positive integers, e.g. 1,5,50')
+    ks = sorted({int(k) for k in FLAGS.bound_samples})
+    overrides = common.flags_set(_OVERRIDES)
     out_dir = common.out_dir_from_flags(os.path.join('results', 'bound_vs_k'))
     os.makedirs(out_dir, exist_ok=True)
     runs = []

@@ -131,8 +131,7 @@ def run_task():
         raise ValueError('give the trained run with --run (a logdir, a '
                          'checkpoint or a folder of config.json and weights)')
     path = os.path.expanduser(FLAGS.run)
-    overrides = {name: FLAGS[name].value for name in ('data_dir', 'seed')
-                 if FLAGS[name].value != FLAGS[name].default}
+    overrides = common.flags_set(('data_dir', 'seed'))
     config, dataset, model, read = pipeline.load_run(path, overrides)
     k = FLAGS.eval_samples
     x, _ = data.random_subset(dataset.test, min(FLAGS.images,

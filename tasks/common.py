@@ -126,6 +126,14 @@ def run_grid(runs, out_dir, reuse_from=None):
     return records
 
 
+def flags_set(names):
+    """{name: value} of the flags among names whose value is not their
+    default (given, or set by --quick): a trained run's own settings give
+    way to these."""
+    return {name: FLAGS[name].value for name in names
+            if FLAGS[name].value != FLAGS[name].default}
+
+
 def out_dir_from_flags(default):
     return FLAGS.out_dir or default
 
