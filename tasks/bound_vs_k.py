@@ -97,7 +97,8 @@ def run_task():
     if not FLAGS.runs:
         raise ValueError('give the trained runs with --runs (logdirs, '
                          'checkpoints or folders of config.json and weights)')
-    if not all(k.isdigit() and int(k) > 0 for k in FLAGS.bound_samples):
+    if not FLAGS.bound_samples or not all(
+            k.isdigit() and int(k) > 0 for k in FLAGS.bound_samples):
         raise ValueError(f'--bound_samples {",".join(FLAGS.bound_samples)}: '
                          'give positive integers, e.g. 1,5,50')
     ks = sorted({int(k) for k in FLAGS.bound_samples})
