@@ -200,7 +200,7 @@ def snr_curves(records, path):
 def learning_curves(curves, path):
     """Training bound (line) and validation bound (dots) against epoch, on
     a log axis, a colour per run; grey lines where the schedule's stages
-    begin.
+    begin. The view holds the bounds from epoch 10 on.
 
     Args:
         curves: dict run name -> list of dicts with epoch, train_bound,
@@ -208,7 +208,11 @@ def learning_curves(curves, path):
         path: PNG file to write.
     """
     fig, ax = plt.subplots(figsize=(8, 5))
-    for j, (name, curve) in enumerate(curves.items()):
+    shown = []  # The bounds from epoch 10 on: the first epochs' lie far
+    for j, (name, curve) in enumerate(curves.items()):  # below, off view.
+        shown += [v for r in curve if r['epoch'] >= min(10, curve[-1]['epoch'])
+                  for v in (r['train_bound'], r['validation_bound'])
+                  if v is not None]
         color = COLORS[j % len(COLORS)]
         ax.plot([r['epoch'] for r in curve], [r['train_bound'] for r in curve],
                 color=color, lw=1, label=f'{name}: train')
@@ -220,6 +224,10 @@ def learning_curves(curves, path):
             for before, row in zip(curve, curve[1:]):
                 if row['stage'] != before['stage']:
                     ax.axvline(row['epoch'], color='grey', lw=0.5, alpha=0.5)
+    if shown:
+        low, high = min(shown), max(shown)
+        margin = 0.05 * (high - low) + 0.1
+        ax.set_ylim(low - margin, high + margin)
     _log_x_axes(ax, 'epoch (grey: a stage of the schedule begins)',
                 'bound (nats per image)')
     _save(fig, path)
