@@ -48,9 +48,11 @@ run() {  # core flagfile
     --eval_every_epochs 10 \
     >> "$out/$name.log" 2>&1
 }
-# IWAE k=50 follows IWAE k=5 on its core (free before the other one is).
+# Then the rows that cost more: IWAE k=50 after IWAE k=5 on its core (free
+# first), the 2-layer IWAE k=5 after the VAE k=5 on the other.
 ( run 0 flags/binarized_mnist_1layer_iwae_k5.flags;
   run 0 flags/binarized_mnist_1layer_iwae_k50.flags ) &
 ( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
-  run 1 flags/binarized_mnist_1layer_vae_k5.flags ) &
+  run 1 flags/binarized_mnist_1layer_vae_k5.flags;
+  run 1 flags/binarized_mnist_2layer_iwae_k5.flags ) &
 wait
