@@ -211,6 +211,21 @@ def seconds_per_epoch(curve, last=20):
     return float(np.median(gaps)) if gaps else None
 
 
+def training_seconds(curve, pause=5.0):
+    """The time a run spent training, from its learning curve: the sum of
+    the times between consecutive epochs, each more than `pause` times
+    their median (a stop, a pause, the time between two sessions) counted
+    as the median, and the first epoch as the median too. Unlike
+    results.json's wall_time_s, which counts from the run's last start, it
+    covers every start; 0.0 for fewer than two epochs."""
+    gaps = np.diff([r['wall_time'] for r in curve])
+    if not len(gaps):
+        return 0.0
+    median = float(np.median(gaps))
+    return median + float(np.sum(np.where(gaps > pause * median, median,
+                                          gaps)))
+
+
 def write_learning_curve(logdir, figure_path=None):
     """LOGDIR/learning_curve.csv (and its figure at figure_path) from the
     run's events; returns the curve (empty when there are no events)."""

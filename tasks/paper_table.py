@@ -6,7 +6,8 @@ prints one row per run: the k=5000 test log-likelihood beside the paper's
 and nbip/IWAE's TF2 reproduction's, how far it is from the paper's, the
 active units, the train - test gap (the k=5000 estimate on the training
 set minus the test set's, from runs made with --eval_train), epochs and
-wall time; and a row for each of the paper's rows on the same data set
+training time (from the learning curve, over every start of the run:
+monitor.training_seconds); and a row for each of the paper's rows on the same data set
 that no run has yet. A run still training (a checkpoint, no results.json)
 gets a row with the epoch of its last checkpoint (its step when the run's
 data cannot be read here), the training and validation bounds of its last
@@ -65,7 +66,7 @@ REFERENCE = {
     ('mnist', 2, 'iwae_elbo', 50): (-82.90, -82.82),
 }
 COLUMNS = ('run', 'paper', 'nbip/IWAE', 'this package', 'minus paper',
-           'active units', 'train - test gap', 'epochs', 'wall time')
+           'active units', 'train - test gap', 'epochs', 'training time')
 
 
 def reference_key(config):
@@ -139,12 +140,14 @@ def read_run(folder):
                     config.estimator != 'standard', config.estimator,
                     row['run'])  # The paper's order, other estimators after.
     row['curve'] = learning_curve(folder)
+    if row['curve']:
+        row['training time'] = monitor.training_seconds(row['curve'])
     if results is None:
         _add_progress(row, config, _last_step(folder))
         return row
     test = results['test_log_likelihood']
     row.update({'this package': test, 'active units': sum(
-        results['active_units']), 'wall time': results['wall_time_s']})
+        results['active_units'])})
     if row['paper'] is not None:
         row['minus paper'] = test - row['paper']
     if 'train_log_likelihood' in results:
@@ -249,7 +252,7 @@ def markdown(rows):
             _cell(r['minus paper'], '{:+.2f}'), _cell(r['active units'],
                                                       '{}'),
             _cell(r['train - test gap']), _cell(r['epochs'], '{:,}'),
-            _duration(r['wall time'])]) + ' |')
+            _duration(r['training time'])]) + ' |')
     return '\n'.join(lines) + '\n'
 
 

@@ -43,9 +43,6 @@ class MonitorTest(tf.test.TestCase):
         self.assertAllInSet(first['samples'], [0.0, 1.0])
 
 
-if __name__ == '__main__':
-    tf.test.main()
-
     def test_learning_curve_keeps_the_last_value_of_an_epoch(self):
         logdir = self.get_temp_dir()
 
@@ -89,3 +86,16 @@ if __name__ == '__main__':
         self.assertEqual(monitor.seconds_per_epoch(curve), 10.0)
         self.assertEqual(monitor.seconds_per_epoch(curve, last=2), 10.5)
         self.assertIsNone(monitor.seconds_per_epoch(curve[:1]))
+
+    def test_training_seconds_leave_pauses_out(self):
+        curve = [dict(epoch=e, wall_time=t) for e, t in
+                 [(1, 0.0), (2, 10.0), (3, 20.0), (4, 520.0), (5, 530.0),
+                  (6, 541.0)]]  # A pause of 490 s after epoch 3.
+        # Gaps 10, 10, 500 (a pause: the median, 10), 10, 11; epoch 1: 10.
+        self.assertEqual(monitor.training_seconds(curve), 61.0)
+        self.assertEqual(monitor.training_seconds(curve, pause=100.0), 551.0)
+        self.assertEqual(monitor.training_seconds(curve[:1]), 0.0)
+
+
+if __name__ == '__main__':
+    tf.test.main()

@@ -83,6 +83,8 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     # (110 images, 5 steps of 20), else its step.
     assert rows['k1_running']['epochs done'] == 11
     assert rows['k1_running']['seconds per epoch'] == 12.0
+    # Its 12 epochs at 12 s each, the pause left out.
+    assert rows['k1_running']['training time'] == 12 * 12.0
     assert rows['k1_running']['hours left'] == pytest.approx(
         (3280 - 12) * 12.0 / 3600)
     assert 'seconds per epoch' not in rows['k50_running']  # No curve.
@@ -92,7 +94,7 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
 
     text = paper_table.write_table(list(rows.values()), runs)
     assert ('| k5 | -87.63 | -87.65 | -87.13 | +0.50 | 30 | 2.50 | 3,280 '
-            '| 1h30m |') in text
+            '|  |') in text  # No learning curve: no training time.
     assert ('| training (checkpoint at epoch 11; epoch 10: bound -99.00 '
             'train, -103.50 validation; 12.0 s an epoch lately, 10.9 h of '
             'training left) |') in text
@@ -112,6 +114,7 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
                             curve)
     rows = {r['run']: r for r in paper_table.read_runs(runs)}
     assert rows['k5']['curve'] == curve
+    assert rows['k5']['training time'] == 200.0  # 2 epochs of 100 s.
     assert rows['vae_k1']['curve'] is None
     assert rows['k1_running']['curve'][-1]['epoch'] == 12
     paper_table.write_curves(list(rows.values()), runs)
