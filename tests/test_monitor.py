@@ -12,6 +12,11 @@ from iwae_tf import monitor
 from iwae_tf import plots
 
 
+# Epochs of 10 s (the last 11 s) with a pause of 490 s after epoch 3.
+PAUSED_CURVE = [dict(epoch=e, wall_time=t) for e, t in [
+    (1, 0.0), (2, 10.0), (3, 20.0), (4, 520.0), (5, 530.0), (6, 541.0)]]
+
+
 class MonitorTest(tf.test.TestCase):
 
     def test_frames_are_log_spaced(self):
@@ -80,17 +85,13 @@ class MonitorTest(tf.test.TestCase):
                                                       + '/empty'), [])
 
     def test_seconds_per_epoch_is_the_median_pace(self):
-        curve = [dict(epoch=e, wall_time=t) for e, t in
-                 [(1, 0.0), (2, 10.0), (3, 20.0), (4, 520.0), (5, 530.0),
-                  (6, 541.0)]]  # A pause of 490 s after epoch 3.
+        curve = PAUSED_CURVE
         self.assertEqual(monitor.seconds_per_epoch(curve), 10.0)
         self.assertEqual(monitor.seconds_per_epoch(curve, last=2), 10.5)
         self.assertIsNone(monitor.seconds_per_epoch(curve[:1]))
 
     def test_training_seconds_leave_pauses_out(self):
-        curve = [dict(epoch=e, wall_time=t) for e, t in
-                 [(1, 0.0), (2, 10.0), (3, 20.0), (4, 520.0), (5, 530.0),
-                  (6, 541.0)]]  # A pause of 490 s after epoch 3.
+        curve = PAUSED_CURVE
         # Gaps 10, 10, 500 (a pause: the median, 10), 10, 11; epoch 1: 10.
         self.assertEqual(monitor.training_seconds(curve), 61.0)
         self.assertEqual(monitor.training_seconds(curve, pause=100.0), 551.0)
