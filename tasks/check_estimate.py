@@ -149,8 +149,8 @@ def run_task():
     checkpoints.write_json_atomically(os.path.join(out_dir, 'check.json'),
                                       result)
     print(f'{read}: k={k} on {result["images"]} test images: package '
-          f'{result["package"]:.3f}, float64 NumPy {result["numpy_float64"]:.3f}'
-          f'; difference {result["difference"]:+.4f} ± '
+          f'{result["package"]:.3f}, float64 NumPy '
+          f'{result["numpy_float64"]:.3f}; difference {result["difference"]:+.4f} ± '
           f'{result["standard_error"]:.4f} (z = {result["z"]:+.2f}): '
           + ('they agree' if result['agree'] else 'THEY DISAGREE'))
 

@@ -4,18 +4,18 @@ Reads every run folder under --runs_dir (main.py's logdir, or a folder
 collected from one into results/: its results.json and config.json) and
 prints one row per run: the k=5000 test log-likelihood beside the paper's
 and nbip/IWAE's TF2 reproduction's, how far it is from the paper's, the
-active units, the train - test gap (the k=5000 estimate on the training
-set minus the test set's, from runs made with --eval_train), epochs and
+active units, the train - test gap (the k=5000 estimate on the training set
+minus the test set's, from runs made with --eval_train), epochs and
 training time (from the learning curve, over every start of the run:
-monitor.training_seconds); and a row for each of the paper's rows on the same data set
-that no run has yet. A run still training (a checkpoint, no results.json)
-gets a row with the epoch of its last checkpoint (its step when the run's
-data cannot be read here), the training and validation bounds of its last
-epoch with a validation bound, its pace over its last 20 epochs and the
-hours its epochs left take at that pace. Writes table.md and table.csv into
---runs_dir, each run's learning_curve.csv (from its TensorBoard events,
-where it has them) and learning_curves.png: every run's training and
-validation bound by epoch.
+monitor.training_seconds); and a row for each of the paper's rows on the
+same data set that no run has yet. A run still training (a checkpoint, no
+results.json) gets a row with the epoch of its last checkpoint (its step
+when the run's data cannot be read here), the training and validation
+bounds of its last epoch with a validation bound, its pace over its last 20
+epochs and the hours its epochs left take at that pace. Writes table.md and
+table.csv into --runs_dir, each run's learning_curve.csv (from its
+TensorBoard events, where it has them) and learning_curves.png: every run's
+training and validation bound by epoch.
 
   python tasks/paper_table.py --runs_dir results/table1_binarized_mnist
   python tasks/paper_table.py --runs_dir ~/iwae-runs/table1_binarized_mnist
@@ -229,8 +229,9 @@ def _progress(row):
                  if r['validation_bound'] is not None]
     if validated:
         last = validated[-1]
-        parts.append(f'epoch {last["epoch"]:,}: bound {last["train_bound"]:.2f}'
-                     f' train, {last["validation_bound"]:.2f} validation')
+        parts.append(f'epoch {last["epoch"]:,}: bound '
+                     f'{last["train_bound"]:.2f} train, '
+                     f'{last["validation_bound"]:.2f} validation')
     if row.get('seconds per epoch') is not None:
         parts.append(f'{row["seconds per epoch"]:.1f} s an epoch lately, '
                      f'{row["hours left"]:.1f} h of training left')
