@@ -6,13 +6,18 @@ needs to go on exactly. Every write is atomic or leaves the previous
 checkpoint whole, and restore falls back past a damaged one. A finished run
 also leaves logdir/weights: its final weights alone (a third of a
 checkpoint's size), which --init_from and the evaluate command read like a
-checkpoint, so a run can be shared without its checkpoints.
+checkpoint, so a run can be shared without its checkpoints. A run still
+training moves to another machine as carry() copies it: a logdir that
+--resume goes on from.
+
+    python -m iwae_tf.checkpoints LOGDIR DEST   # carry LOGDIR to DEST
 """
 
 import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import tensorflow as tf
@@ -284,3 +289,98 @@ def save_weights(model, logdir):
     holder._trainable_variables = list(model.trainable_variables)  # pylint: disable=protected-access
     return _write_whole(tf.train.Checkpoint(optimizer=holder), logdir,
                         WEIGHTS)
+
+
+# What carry() copies besides the newest checkpoint and the events' scalars.
+_CARRIED_FILES = (CONFIG_FILE, THREADS_FILE)
+_FRAMES = os.path.join('figures', 'frames')  # The training animation's.
+
+
+def carry(logdir, dest):
+    """Copies what a run in progress needs to go on elsewhere to the folder
+    dest, replacing it whole (a new folder renamed into place): the run's
+    config and thread count, its newest checkpoint that reads back (model,
+    Adam's state, step), its TensorBoard events without their images (the
+    scalars: the learning curve and its epochs' times) and the training
+    animation's frames; not its stage weights nor its older checkpoints.
+    dest is a logdir: `main.py --resume --logdir DEST` goes on from it
+    exactly (on another machine, from the same weights; whether bit for bit
+    depends on that machine's CPU and thread count as in any resume).
+
+    Returns:
+        the checkpoint carried (its path under dest).
+
+    Raises:
+        TrainingError: no checkpoint in logdir reads back.
+    """
+    found = [path for path in checkpoint_paths(os.path.join(
+        logdir, CHECKPOINT_DIR)) if _reads_back(path)]
+    if not found:
+        raise TrainingError(f'{logdir}: no checkpoint there reads back; '
+                            'nothing to carry')
+    dest = os.path.abspath(dest)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(dest), suffix='.carrying')
+    os.chmod(tmp, 0o755)  # mkdtemp's folder is the owner's alone.
+    os.makedirs(os.path.join(tmp, CHECKPOINT_DIR))
+    for path in tf.io.gfile.glob(found[0] + '.*'):
+        shutil.copy2(path, os.path.join(tmp, CHECKPOINT_DIR,
+                                        os.path.basename(path)))
+    for name in _CARRIED_FILES:
+        if os.path.exists(os.path.join(logdir, name)):
+            shutil.copy2(os.path.join(logdir, name), tmp)
+    for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
+        _copy_scalar_events(path, os.path.join(tmp, os.path.basename(path)))
+    if os.path.isdir(os.path.join(logdir, _FRAMES)):
+        shutil.copytree(os.path.join(logdir, _FRAMES),
+                        os.path.join(tmp, _FRAMES))
+    if os.path.exists(dest):
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return os.path.join(dest, CHECKPOINT_DIR, os.path.basename(found[0]))
+
+
+def _reads_back(path):
+    """Whether the checkpoint at path opens and lists its variables."""
+    try:
+        tf.train.load_checkpoint(path).get_variable_to_shape_map()
+        return True
+    except (tf.errors.OpError, ValueError):
+        return False
+
+
+def _copy_scalar_events(path, dest):
+    """Copies a TensorBoard events file without its images (the training
+    frames, which carry() copies as PNG files): the same records, times
+    and steps otherwise. Records are Event protos in TFRecord framing; an
+    image's plugin is named only in its tag's first record."""
+    from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
+    events = []
+    for record in tf.data.TFRecordDataset(path):
+        event = event_pb2.Event.FromString(record.numpy())
+        events.append(event)
+    images = {value.tag for event in events for value in event.summary.value
+              if value.metadata.plugin_data.plugin_name == 'images'}
+    with tf.io.TFRecordWriter(dest) as writer:
+        for event in events:
+            if event.HasField('summary'):
+                kept = [v for v in event.summary.value if v.tag not in images]
+                if not kept:
+                    continue
+                del event.summary.value[:]
+                event.summary.value.extend(kept)
+            writer.write(event.SerializeToString())
+
+
+def _main(argv):
+    if len(argv) != 3:
+        sys.exit('usage: python -m iwae_tf.checkpoints LOGDIR DEST  (copies '
+                 'a run in progress to DEST, a logdir to --resume from)')
+    try:
+        print(f'carried {carry(argv[1], argv[2])}')
+    except TrainingError as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    _main(sys.argv)

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The paper's fixed-binarization rows (appendix D) on the full schedule,
 # one run per core, niced so interactive work comes first. Start or resume:
-#   git worktree add --detach ~/iwae-runs/code-full   # once: a fixed checkout
 #   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code-full
-# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist.
+# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist,
+# trained by a fixed checkout: ~/iwae-runs/code-full, made at the commit
+# named in results/in_progress/COMMIT when missing.
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
+# A run outlives its machine only through the repository: carry the runs
+# still training into results/in_progress/NAME (the newest checkpoint, the
+# events' scalars, the frames: python -m iwae_tf.checkpoints) and commit it;
+# on a new machine this script starts each run from there:
+#   bash results/run_full_schedule.sh --save
 # Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
 # results.json, test_log_likelihoods.npy, config.json, learning_curve.csv,
 # final weights and figures; not their checkpoints, nor the GIF's frames),
@@ -15,9 +21,20 @@
 # and write their table and learning curves (tasks/paper_table.py):
 #   bash results/run_full_schedule.sh --collect
 out=~/iwae-runs/table1_binarized_mnist
+here=$(cd "$(dirname "$0")" && pwd)
+carried=$here/in_progress
+if [ "${1:-}" = --save ]; then
+  for dir in "$out"/*/; do
+    name=$(basename "$dir")
+    [ -f "$dir/results.json" ] && continue  # Finished: --collect keeps it.
+    (cd "$here/.." && python -m iwae_tf.checkpoints "$dir" "$carried/$name") \
+      2>&1 | grep -E '^(carried|error)'
+  done
+  exit 0
+fi
 if [ "${1:-}" = --collect ]; then
-  kept=$(cd "$(dirname "$0")" && pwd)/table1_binarized_mnist
-  table="$(dirname "$0")/../tasks/paper_table.py"
+  kept=$here/table1_binarized_mnist
+  table="$here/../tasks/paper_table.py"
   python "$table" --runs_dir "$out" > /dev/null  # Each learning_curve.csv.
   for dir in "$out"/*/; do
     name=$(basename "$dir")
@@ -29,6 +46,7 @@ if [ "${1:-}" = --collect ]; then
     mkdir -p "$kept/$name/figures"  # The post-run figures and the GIF,
     cp "$dir"/figures/*.png "$dir"/figures/*.gif "$kept/$name/figures/" \
       2>/dev/null || true  # not the GIF's frames.
+    rm -rf "${carried:?}/$name"  # No longer in progress.
     echo "collected $name"
   done
   # The table beside the paper's and nbip/IWAE's numbers: table.md, table.csv.
@@ -36,13 +54,21 @@ if [ "${1:-}" = --collect ]; then
   exit 0
 fi
 repo=${1:-$HOME/iwae-runs/code-full}
+if [ ! -d "$repo" ]; then  # A new machine: the carried runs' code.
+  git -C "$here/.." worktree add --detach "$repo" \
+    "$(cat "$carried/COMMIT" 2>/dev/null || echo HEAD)"
+fi
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 mkdir -p "$out"
 cd "$repo"
 run() {  # core flagfile
   name=$(basename "$2" .flags)
-  [ -f "$out/$name/results.json" ] && return  # Finished and evaluated.
+  [ -f "$out/$name/results.json" ] && return  # Finished and evaluated,
+  [ -f "$here/table1_binarized_mnist/$name/results.json" ] && return  # here.
+  if [ ! -d "$out/$name" ] && [ -d "$carried/$name" ]; then
+    cp -r "$carried/$name" "$out/$name"  # Carried from another machine.
+  fi
   taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
     --data_dir "$data" --logdir "$out/$name" --resume --noprogress \
     --eval_every_epochs 10 \

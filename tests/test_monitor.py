@@ -7,6 +7,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import checkpoints
 from iwae_tf import models
 from iwae_tf import monitor
 from iwae_tf import plots
@@ -83,6 +84,50 @@ class MonitorTest(tf.test.TestCase):
                            1000)
         self.assertEqual(monitor.write_learning_curve(self.get_temp_dir()
                                                       + '/empty'), [])
+
+    def test_a_carried_run_keeps_its_curve_without_images(self):
+        logdir = os.path.join(self.get_temp_dir(), 'run')
+        with tf.summary.create_file_writer(logdir).as_default():
+            for epoch in (1, 2, 3):
+                tf.summary.scalar('train/bound', -100.0 + epoch, step=epoch)
+                tf.summary.image('figures/samples', tf.zeros([1, 8, 8, 1]),
+                                 step=epoch)
+        frame = os.path.join(logdir, 'figures', 'frames', 'epoch_00001.png')
+        os.makedirs(os.path.dirname(frame))
+        with open(frame, 'wb') as f:
+            f.write(b'png')
+        folder = os.path.join(logdir, checkpoints.CHECKPOINT_DIR)
+        state = tf.train.Checkpoint(step=tf.Variable(0))
+        saver = tf.train.CheckpointManager(state, folder, max_to_keep=3)
+        for step in (10, 20):
+            state.step.assign(step)
+            saver.save(checkpoint_number=step)
+        with open(os.path.join(folder, 'ckpt-30.index'), 'wb') as f:
+            f.write(b'cut short')  # A newest checkpoint that does not read.
+        dest = os.path.join(self.get_temp_dir(), 'carried')
+        os.makedirs(os.path.join(dest, 'stale'))  # Replaced whole.
+        self.assertEqual(checkpoints.carry(logdir, dest),
+                         os.path.join(dest, 'checkpoints', 'ckpt-20'))
+        self.assertCountEqual(os.listdir(dest), [
+            'checkpoints', 'figures',
+            os.path.basename(tf.io.gfile.glob(logdir + '/events*')[0])])
+        restored = tf.train.Checkpoint(step=tf.Variable(0))
+        restored.restore(os.path.join(dest, 'checkpoints', 'ckpt-20'))
+        self.assertEqual(int(restored.step), 20)
+        curve = monitor.learning_curve(dest)
+        self.assertEqual(curve, monitor.learning_curve(logdir))
+        self.assertEqual([r['train_bound'] for r in curve],
+                         [-99.0, -98.0, -97.0])
+        tags = {v.tag for path in tf.io.gfile.glob(dest + '/events*')
+                for e in tf.compat.v1.train.summary_iterator(path)
+                for v in e.summary.value}
+        self.assertEqual(tags, {'train/bound'})
+        with open(os.path.join(dest, 'figures', 'frames',
+                               'epoch_00001.png'), 'rb') as f:
+            self.assertEqual(f.read(), b'png')
+        with self.assertRaisesRegex(checkpoints.TrainingError,
+                                    'no checkpoint there reads back'):
+            checkpoints.carry(self.get_temp_dir() + '/none', dest)
 
     def test_seconds_per_epoch_is_the_median_pace(self):
         curve = PAUSED_CURVE

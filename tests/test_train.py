@@ -157,8 +157,14 @@ class TrainTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(logdir, 'config.json')))
 
     def test_resume_mid_epoch_is_exact(self):
+        # From a carried copy (another machine's logdir): the newest
+        # checkpoint alone, no 'checkpoint' index file, the events' scalars.
         whole = whole_small_run()
-        parts = stopped_mid_epoch(self.get_temp_dir())
+        parts = os.path.join(self.get_temp_dir(), 'carried')
+        carried = checkpoints.carry(stopped_mid_epoch(self.get_temp_dir()),
+                                    parts)
+        self.assertEqual(sorted(os.listdir(os.path.dirname(carried))),
+                         ['ckpt-8.data-00000-of-00001', 'ckpt-8.index'])
         lines = []
         resumed = run(SMALL, parts, resume=True, log=lines.append)
         self.assertFalse([line for line in lines if 'thread' in line])
