@@ -10,8 +10,9 @@
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
 # A run outlives its machine only through the repository: carry the runs
 # still training into results/in_progress/NAME (the newest checkpoint, the
-# events' scalars, the frames: python -m iwae_tf.checkpoints) and commit it;
-# on a new machine this script starts each run from there:
+# events' scalars, the frames: python -m iwae_tf.checkpoints; and their
+# table, as below) and commit it; on a new machine this script starts each
+# run from there:
 #   bash results/run_full_schedule.sh --save
 # Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
 # results.json, test_log_likelihoods.npy, config.json, learning_curve.csv,
@@ -30,6 +31,8 @@ if [ "${1:-}" = --save ]; then
     (cd "$here/.." && python -m iwae_tf.checkpoints "$dir" "$carried/$name") \
       2>&1 | grep -E '^(carried|error)'
   done
+  # How far they are (table.md, table.csv, learning_curves.png).
+  python "$here/../tasks/paper_table.py" --runs_dir "$carried" > /dev/null
   exit 0
 fi
 if [ "${1:-}" = --collect ]; then
