@@ -349,16 +349,23 @@ def _reads_back(path):
         return False
 
 
+def read_events(path):
+    """The Event protos of a TensorBoard events file (TFRecord framing), up
+    to its last whole record (a running run may be writing the next)."""
+    from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            yield event_pb2.Event.FromString(record.numpy())
+    except tf.errors.DataLossError:
+        return
+
+
 def _copy_scalar_events(path, dest):
     """Copies a TensorBoard events file without its images (the training
     frames, which carry() copies as PNG files): the same records, times
-    and steps otherwise. Records are Event protos in TFRecord framing; an
-    image's plugin is named only in its tag's first record."""
-    from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
-    events = []
-    for record in tf.data.TFRecordDataset(path):
-        event = event_pb2.Event.FromString(record.numpy())
-        events.append(event)
+    and steps otherwise, up to the last whole one. An image's plugin is
+    named only in its tag's first record."""
+    events = list(read_events(path))
     images = {value.tag for event in events for value in event.summary.value
               if value.metadata.plugin_data.plugin_name == 'images'}
     with tf.io.TFRecordWriter(dest) as writer:

@@ -33,6 +33,11 @@ ACTIVITY_THRESHOLD = 0.01  # A_u > 0.01 marks an active unit (section 5.2).
 # Compiled calls of an evaluation in flight at once (see _map_batches): 2
 # gives the k=5000 estimate about 1.1x the images/s of 1 on 2 CPU cores.
 CALLS_AT_ONCE = 2
+# Draws of a chunk whose log-weights are computed at once: on a CPU the
+# decoder's outputs of a block (100 x 10 images x 784 floats, 3 MB) stay in
+# the cache for the pixel densities that read them (see BLOCK_SAMPLES'
+# figures in README, Speed).
+BLOCK_SAMPLES = 100
 CHANCE_DRAWS = 20000  # Random set draws of active_set_stability's p-value.
 
 
@@ -144,26 +149,35 @@ class Evaluator:
         return tf.stack([tf.constant(self.seed, tf.int32),
                          batch * 100003 + chunk])
 
-    def _log_likelihood_fn(self, n_samples, chunk_samples, masked):
+    def _log_likelihood_fn(self, n_samples, chunk_samples, block_samples,
+                           masked):
         """The compiled estimate for each variant of the model: masked[v]
         says whether variant v has unit masks (else: the whole model).
-        The variants share each chunk's draws."""
-        key = ('ll', n_samples, chunk_samples, masked)
+        The variants share each chunk's draws; a chunk's log-weights are
+        computed block_samples draws at a time."""
+        key = ('ll', n_samples, chunk_samples, block_samples, masked)
         if key in self._compiled:
             return self._compiled[key]
         n_chunks = n_samples // chunk_samples
+        n_blocks = chunk_samples // block_samples
 
         def one_batch(x, y, b, mask_sets):
             # Log sum of the weights so far, [variants, batch].
             running = tf.fill([len(masked), tf.shape(x)[0]], -np.inf)
             for c in tf.range(n_chunks):
                 seed = self._chunk_seed(b, c)
-                noise = self.model.draw_noise(chunk_samples, x.shape[0], seed)
-                chunk = tf.stack([tf.reduce_logsumexp(self.model.log_weights(
-                    x, chunk_samples, seed, masks if is_masked else None, y,
-                    grouped_pixels=True, noise=noise), 0)  # log_w: [k, batch]
-                    for masks, is_masked in zip(mask_sets, masked)])
-                running = tf.reduce_logsumexp(tf.stack([running, chunk]), 0)
+                noise = [tf.reshape(n, [n_blocks, block_samples, *n.shape[1:]])
+                         for n in self.model.draw_noise(
+                             chunk_samples, x.shape[0], seed)]
+                for j in tf.range(n_blocks):
+                    block = tf.stack([tf.reduce_logsumexp(
+                        self.model.log_weights(
+                            x, block_samples, seed,
+                            masks if is_masked else None, y,
+                            grouped_pixels=True, noise=[n[j] for n in noise]),
+                        0) for masks, is_masked in zip(mask_sets, masked)])
+                    running = tf.reduce_logsumexp(tf.stack([running, block]),
+                                                  0)
             return tf.transpose(running) - math.log(n_samples)
 
         fn = _compiled_over_batches(one_batch)
@@ -173,7 +187,8 @@ class Evaluator:
     def log_likelihood(self, x, n_samples=5000, chunk_samples=1000,
                        batch_size=10, batches_per_call=10, unit_masks=None,
                        progress=False, labels=None,
-                       calls_at_once=CALLS_AT_ONCE):
+                       calls_at_once=CALLS_AT_ONCE,
+                       block_samples=BLOCK_SAMPLES):
         """Per-image estimates of log p(x) by L_k with k = n_samples.
 
         Args:
@@ -189,18 +204,23 @@ class Evaluator:
             labels: int array [n] for a conditional model.
             calls_at_once: int, compiled calls in flight at once (1 on a
                 GPU); changes no estimate.
+            block_samples: int, draws of a chunk whose log-weights are
+                computed at once (lowered to divide the chunk); the same
+                draws for any value, the estimate within float32 rounding.
 
         Returns:
             float64 array [n].
         """
         return self.log_likelihoods(
             x, [unit_masks], n_samples, chunk_samples, batch_size,
-            batches_per_call, progress, labels, calls_at_once)[:, 0]
+            batches_per_call, progress, labels, calls_at_once,
+            block_samples)[:, 0]
 
     def log_likelihoods(self, x, mask_sets, n_samples=5000,
                         chunk_samples=1000, batch_size=10, batches_per_call=10,
                         progress=False, labels=None,
-                        calls_at_once=CALLS_AT_ONCE):
+                        calls_at_once=CALLS_AT_ONCE,
+                        block_samples=BLOCK_SAMPLES):
         """log_likelihood for several variants of the model in one pass:
         each entry of mask_sets is None (the whole model) or unit masks
         (see log_likelihood). The variants share each chunk's draws, drawn
@@ -212,8 +232,9 @@ class Evaluator:
         if n_samples < 1:
             raise ValueError(f'eval_samples must be >= 1, got {n_samples}')
         chunk = _largest_divisor_at_most(n_samples, chunk_samples)
+        block = _largest_divisor_at_most(chunk, block_samples)
         masked = tuple(m is not None for m in mask_sets)
-        fn = self._log_likelihood_fn(n_samples, chunk, masked)
+        fn = self._log_likelihood_fn(n_samples, chunk, block, masked)
         tensors = tuple(
             [tf.constant(m, tf.float32) for m in masks] if masks is not None
             else [tf.ones([u]) for u in self.model.latent_units]

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from iwae_tf import checkpoints
 from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import plots
@@ -182,7 +183,7 @@ def learning_curve(logdir):
     from an earlier checkpoint) keeps its last value."""
     latest = {}  # (epoch, field) -> (wall time, value)
     for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in checkpoints.read_events(path):
             for value in event.summary.value:
                 field = _CURVE_TAGS.get(value.tag)
                 if field is None:

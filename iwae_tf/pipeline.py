@@ -56,6 +56,7 @@ def evaluation_sizes(config):
     """The config's sizes of a log-likelihood estimate, as the keyword
     arguments of Evaluator.log_likelihood."""
     return dict(chunk_samples=config.eval_chunk_samples,
+                block_samples=config.eval_block_samples,
                 batch_size=config.eval_batch_size,
                 batches_per_call=config.eval_batches_per_call,
                 calls_at_once=config.eval_calls_at_once)

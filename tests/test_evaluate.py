@@ -26,11 +26,15 @@ class LogLikelihoodTest(tf.test.TestCase):
     def test_streamed_equals_unstreamed(self):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY), seed=4)
         x = images(5)
-        streamed = evaluator.log_likelihood(x, n_samples=600, chunk_samples=50,
-                                            batch_size=5)
         log_w = evaluator.log_weights_in_chunks(x, 600, 50)  # [600, 5]
-        self.assertAllClose(streamed, objectives.iwae_elbo(log_w),
-                            atol=1e-5, rtol=0)
+        # A chunk's log-weights in blocks of 10 draws (12 is lowered to
+        # 10) or whole: the same draws.
+        for block in (12, 50):
+            streamed = evaluator.log_likelihood(
+                x, n_samples=600, chunk_samples=50, batch_size=5,
+                block_samples=block)
+            self.assertAllClose(streamed, objectives.iwae_elbo(log_w),
+                                atol=1e-5, rtol=0)
 
     def test_chunk_is_lowered_to_divide_k(self):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
@@ -71,7 +75,8 @@ class LogLikelihoodTest(tf.test.TestCase):
 
     def test_the_config_sizes_reach_the_estimate(self):
         # pipeline.evaluation passes --eval_batches_per_call (no draw
-        # changes), --eval_chunk_samples and --eval_batch_size (other draws).
+        # changes), --eval_block_samples (the same draws),
+        # --eval_chunk_samples and --eval_batch_size (other draws).
         model = models.IWAEModel(seed=1, **TINY)
         x = images(23)
         dataset = data.Dataset('toy', train=x, validation=x, test=x,
@@ -86,6 +91,10 @@ class LogLikelihoodTest(tf.test.TestCase):
         self.assertAllEqual(base, per_image(eval_calls_at_once=1))
         self.assertAllEqual(base, per_image(eval_calls_at_once=3,
                                             eval_batches_per_call=1))
+        blocked = per_image(eval_block_samples=8)  # The same draws.
+        self.assertAllEqual(blocked, evaluate.Evaluator(
+            model, seed=Config().seed).log_likelihood(x, 40, block_samples=8))
+        self.assertAllClose(base, blocked, atol=1e-5, rtol=0)
         other = per_image(eval_chunk_samples=8, eval_batch_size=4)
         self.assertAllEqual(other, evaluate.Evaluator(
             model, seed=Config().seed).log_likelihood(
