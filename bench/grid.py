@@ -81,5 +81,6 @@ def main(argv):
               f'1 {one:.1f} s, ratio {ray / one:.2f} (a run: {ray_run:.1f} s '
               f'on one thread, {one_run:.1f} s on every core)', flush=True)
 
+
 if __name__ == '__main__':
     app.run(main)

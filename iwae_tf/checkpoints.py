@@ -321,23 +321,33 @@ def carry(logdir, dest):
     dest = os.path.abspath(dest)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(dest), suffix='.carrying')
-    os.chmod(tmp, 0o755)  # mkdtemp's folder is the owner's alone.
-    os.makedirs(os.path.join(tmp, CHECKPOINT_DIR))
-    for path in tf.io.gfile.glob(found[0] + '.*'):
-        shutil.copy2(path, os.path.join(tmp, CHECKPOINT_DIR,
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp's folder is the owner's alone.
+        _copy_run(logdir, found[0], tmp)
+        if os.path.exists(dest):  # Set aside until the new copy is in place.
+            os.replace(dest, tmp + '.old')
+        os.replace(tmp, dest)
+    finally:
+        for leftover in (tmp, tmp + '.old'):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return os.path.join(dest, CHECKPOINT_DIR, os.path.basename(found[0]))
+
+
+def _copy_run(logdir, checkpoint, dest):
+    """carry()'s copy of logdir, with the checkpoint at path checkpoint,
+    into the empty folder dest."""
+    os.makedirs(os.path.join(dest, CHECKPOINT_DIR))
+    for path in tf.io.gfile.glob(checkpoint + '.*'):
+        shutil.copy2(path, os.path.join(dest, CHECKPOINT_DIR,
                                         os.path.basename(path)))
     for name in _CARRIED_FILES:
         if os.path.exists(os.path.join(logdir, name)):
-            shutil.copy2(os.path.join(logdir, name), tmp)
+            shutil.copy2(os.path.join(logdir, name), dest)
     for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
-        _copy_scalar_events(path, os.path.join(tmp, os.path.basename(path)))
+        _copy_scalar_events(path, os.path.join(dest, os.path.basename(path)))
     if os.path.isdir(os.path.join(logdir, _FRAMES)):
         shutil.copytree(os.path.join(logdir, _FRAMES),
-                        os.path.join(tmp, _FRAMES))
-    if os.path.exists(dest):
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return os.path.join(dest, CHECKPOINT_DIR, os.path.basename(found[0]))
+                        os.path.join(dest, _FRAMES))
 
 
 def _reads_back(path):

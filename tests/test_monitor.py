@@ -110,6 +110,8 @@ class MonitorTest(tf.test.TestCase):
         os.makedirs(os.path.join(dest, 'stale'))  # Replaced whole.
         self.assertEqual(checkpoints.carry(logdir, dest),
                          os.path.join(dest, 'checkpoints', 'ckpt-20'))
+        self.assertCountEqual(os.listdir(os.path.dirname(dest)),
+                              ['run', 'carried'])  # No copy left over.
         self.assertCountEqual(os.listdir(dest), [
             'checkpoints', 'figures',
             os.path.basename(tf.io.gfile.glob(logdir + '/events*')[0])])
