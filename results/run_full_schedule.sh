@@ -32,7 +32,8 @@ if [ "${1:-}" = --save ]; then
       2>&1 | grep -E '^(carried|error)'
   done
   # How far they are (table.md, table.csv, learning_curves.png).
-  python "$here/../tasks/paper_table.py" --runs_dir "$carried" > /dev/null
+  python "$here/../tasks/paper_table.py" --runs_dir "$carried" > /dev/null \
+    2>&1 || echo "error: the table of $carried was not written"
   exit 0
 fi
 if [ "${1:-}" = --collect ]; then
