@@ -1,5 +1,6 @@
 """The streamed k=5000 estimator, dataset bounds and active units."""
 
+import logging
 import threading
 
 import numpy as np
@@ -100,6 +101,31 @@ class LogLikelihoodTest(tf.test.TestCase):
             model, seed=Config().seed).log_likelihood(
                 x, 40, chunk_samples=8, batch_size=4))
         self.assertNotAllClose(base, other)
+
+    def test_no_retracing_warning_for_many_evaluators(self):
+        # A grid in one process makes an Evaluator per run: TensorFlow's
+        # warning about their compiled functions is dropped, another
+        # function's still shows.
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        tf.get_logger().addHandler(handler)
+        try:
+            for seed in range(6):
+                evaluate.Evaluator(models.IWAEModel(seed=seed, **TINY)) \
+                    .log_likelihood(images(2 + seed % 2), n_samples=4)
+
+            @tf.function
+            def double(v):
+                return 2 * v
+            for n in range(6):
+                double(tf.ones([n + 1]))
+        finally:
+            tf.get_logger().removeHandler(handler)
+        warned = [r.getMessage() for r in records
+                  if 'retracing' in r.getMessage()]
+        self.assertTrue(warned)
+        self.assertTrue(all('double' in m for m in warned), warned)
 
     def test_bad_k(self):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
