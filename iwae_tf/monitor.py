@@ -179,27 +179,50 @@ CURVE_FIELDS = ('epoch', 'train_bound', 'validation_bound', 'stage',
 def learning_curve(logdir):
     """The bounds of each epoch in the run's TensorBoard events: a list of
     dicts with CURVE_FIELDS (validation_bound None in epochs without
-    one), by epoch. An epoch written twice (trained again after a resume
-    from an earlier checkpoint) keeps its last value."""
-    latest = {}  # (epoch, field) -> (wall time, value)
+    one), by epoch.
+
+    Each start of the run writes its own events file. A start resumed from
+    a checkpoint trains again the epochs after it: from the first epoch
+    the later file has, the earlier files' epochs are dropped (the ones a
+    stop lost, which a run killed after its last checkpoint wrote), so
+    every epoch keeps its last training and the times increase.
+    """
+    curve = {}  # (epoch, field) -> (wall time, value)
+    for start in sorted(_events_by_start(logdir), key=_first_time):
+        epochs = [e for e, field in start if field == 'train_bound']
+        if epochs:
+            curve = {k: v for k, v in curve.items() if k[0] < min(epochs)}
+        curve.update(start)
+    rows = []
+    for epoch in sorted(e for e, field in curve if field == 'train_bound'):
+        row = dict(epoch=epoch, wall_time=curve[(epoch, 'train_bound')][0])
+        for field in _CURVE_TAGS.values():
+            row[field] = curve[(epoch, field)][1] \
+                if (epoch, field) in curve else None
+        rows.append(row)
+    return rows
+
+
+def _events_by_start(logdir):
+    """{(epoch, field): (wall time, value)} of each events file of logdir
+    that has any of _CURVE_TAGS (the last value of an epoch within a
+    file)."""
+    starts = []
     for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
+        values = {}
         for event in checkpoints.read_events(path):
             for value in event.summary.value:
                 field = _CURVE_TAGS.get(value.tag)
-                if field is None:
-                    continue
-                key = (event.step, field)
-                if key not in latest or latest[key][0] <= event.wall_time:
-                    latest[key] = (event.wall_time,
-                                   float(tf.make_ndarray(value.tensor)))
-    curve = []
-    for epoch in sorted(e for e, field in latest if field == 'train_bound'):
-        row = dict(epoch=epoch, wall_time=latest[(epoch, 'train_bound')][0])
-        for field in _CURVE_TAGS.values():
-            row[field] = latest[(epoch, field)][1] \
-                if (epoch, field) in latest else None
-        curve.append(row)
-    return curve
+                if field is not None:
+                    values[(event.step, field)] = (
+                        event.wall_time, float(tf.make_ndarray(value.tensor)))
+        if values:
+            starts.append(values)
+    return starts
+
+
+def _first_time(values):
+    return min(wall_time for wall_time, _ in values.values())
 
 
 def seconds_per_epoch(curve, last=20):
@@ -216,15 +239,17 @@ def training_seconds(curve, pause=5.0):
     """The time a run spent training, from its learning curve: the sum of
     the times between consecutive epochs, each more than `pause` times
     their median (a stop, a pause, the time between two sessions) counted
-    as the median, and the first epoch as the median too. Unlike
-    results.json's wall_time_s, which counts from the run's last start, it
-    covers every start; 0.0 for fewer than two epochs."""
+    as the median, and the first epoch as the median too (so is a gap
+    that runs backwards: clocks of two machines). Unlike results.json's
+    wall_time_s, which counts from the run's last start, it covers every
+    start; work a stop lost (trained again from the last checkpoint) is
+    not counted. 0.0 for fewer than two epochs."""
     gaps = np.diff([r['wall_time'] for r in curve])
     if not len(gaps):
         return 0.0
     median = float(np.median(gaps))
-    return median + float(np.sum(np.where(gaps > pause * median, median,
-                                          gaps)))
+    kept = (gaps >= 0) & (gaps <= pause * median)
+    return median + float(np.sum(np.where(kept, gaps, median)))
 
 
 def write_learning_curve(logdir, figure_path=None):

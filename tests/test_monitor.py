@@ -85,6 +85,23 @@ class MonitorTest(tf.test.TestCase):
         self.assertEqual(monitor.write_learning_curve(self.get_temp_dir()
                                                       + '/empty'), [])
 
+    def test_epochs_a_stop_lost_give_way_to_their_training_again(self):
+        logdir = self.get_temp_dir()
+        for epochs in ([1, 2, 3, 4, 5], [3, 4]):
+            # Killed after epoch 5, its last checkpoint in epoch 2: the
+            # next start trains epochs 3 and 4 again so far.
+            with tf.summary.create_file_writer(logdir).as_default():
+                for epoch in epochs:
+                    tf.summary.scalar('train/bound', -100.0 - len(epochs),
+                                      step=epoch)
+            time.sleep(0.01)
+        curve = monitor.learning_curve(logdir)
+        self.assertEqual([r['epoch'] for r in curve], [1, 2, 3, 4])
+        self.assertEqual([r['train_bound'] for r in curve],
+                         [-105.0, -105.0, -102.0, -102.0])
+        times = [r['wall_time'] for r in curve]
+        self.assertEqual(times, sorted(times))
+
     def test_a_carried_run_keeps_its_curve_without_images(self):
         logdir = os.path.join(self.get_temp_dir(), 'run')
         with tf.summary.create_file_writer(logdir).as_default():
@@ -145,6 +162,11 @@ class MonitorTest(tf.test.TestCase):
         self.assertEqual(monitor.training_seconds(curve), 61.0)
         self.assertEqual(monitor.training_seconds(curve, pause=100.0), 551.0)
         self.assertEqual(monitor.training_seconds(curve[:1]), 0.0)
+        # A gap that runs backwards (two machines' clocks) counts as the
+        # median too: gaps 10, -5, 10, 10.
+        backwards = [dict(epoch=e, wall_time=t) for e, t in
+                     enumerate([0.0, 10.0, 5.0, 15.0, 25.0], 1)]
+        self.assertEqual(monitor.training_seconds(backwards), 50.0)
 
 
 if __name__ == '__main__':
