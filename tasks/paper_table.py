@@ -232,7 +232,10 @@ def _progress(row):
         parts.append(f'epoch {last["epoch"]:,}: bound '
                      f'{last["train_bound"]:.2f} train, '
                      f'{last["validation_bound"]:.2f} validation')
-    if row.get('seconds per epoch') is not None:
+    curve = row.get('curve') or ()
+    if curve and row.get('epochs') and curve[-1]['epoch'] >= row['epochs']:
+        parts.append('trained: its final evaluation is under way')
+    elif row.get('seconds per epoch') is not None:
         parts.append(f'{row["seconds per epoch"]:.1f} s an epoch lately, '
                      f'{row["hours left"]:.1f} h of training left')
     return '; '.join(parts) or 'no checkpoint yet'

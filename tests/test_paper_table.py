@@ -60,13 +60,19 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
               validation_bound=-103.5 if e == 10 else None, stage=4.0,
               wall_time=12.0 * e + (600.0 if e > 10 else 0.0))
          for e in range(1, 13)])
+    _training(runs, 'vae_k5_evaluating', 60, data_dir=data_dir, epochs=12,
+              objective='vae_elbo', n_samples=5)
+    monitor.write_curve_csv(  # Every epoch trained, results to come.
+        os.path.join(runs, 'vae_k5_evaluating', 'learning_curve.csv'),
+        [dict(epoch=e, train_bound=-100.0, validation_bound=None,
+              stage=4.0, wall_time=12.0 * e) for e in range(1, 13)])
     _training(runs, 'k50_running', 570, data_dir=str(tmp_path / 'no_data'),
               download=False, objective='iwae_elbo', n_samples=50)
     os.makedirs(os.path.join(runs, 'not_a_run'))
 
     rows = {r['run']: r for r in paper_table.read_runs(runs)}
-    assert list(rows) == ['vae_k1', 'k1_running', 'k5', 'dreg_k5',
-                          'k50_running', 'two_layers']  # The paper's order.
+    assert list(rows) == ['vae_k1', 'vae_k5_evaluating', 'k1_running', 'k5',
+                          'dreg_k5', 'k50_running', 'two_layers']
     k5 = rows['k5']
     assert k5['paper'] == -87.63 and k5['nbip/IWAE'] == -87.65
     assert k5['minus paper'] == pytest.approx(0.50)
@@ -99,6 +105,8 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
             'train, -103.50 validation; 12.0 s an epoch lately, 10.9 h of '
             'training left) |') in text
     assert '| training (checkpoint at step 570) |' in text
+    assert ('| training (checkpoint at epoch 12; trained: its final '
+            'evaluation is under way) |') in text
     with open(os.path.join(runs, 'table.md')) as f:
         assert f.read() == text
     with open(os.path.join(runs, 'table.csv')) as f:
