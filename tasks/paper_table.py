@@ -12,7 +12,8 @@ same data set that no run has yet. A run still training (a checkpoint, no
 results.json) gets a row with the epoch of its last checkpoint (its step
 when the run's data cannot be read here), the training and validation
 bounds of its last epoch with a validation bound, its pace over its last 20
-epochs and the hours its epochs left take at that pace. Writes table.md and
+epochs and the hours its epochs left take at that pace ("evaluating" once
+it has trained its last epoch: its final k=5000 passes). Writes table.md and
 table.csv into --runs_dir, each run's learning_curve.csv (from its
 TensorBoard events, where it has them) and learning_curves.png: every run's
 training and validation bound by epoch.
@@ -232,13 +233,18 @@ def _progress(row):
         parts.append(f'epoch {last["epoch"]:,}: bound '
                      f'{last["train_bound"]:.2f} train, '
                      f'{last["validation_bound"]:.2f} validation')
-    curve = row.get('curve') or ()
-    if curve and row.get('epochs') and curve[-1]['epoch'] >= row['epochs']:
-        parts.append('trained: its final evaluation is under way')
-    elif row.get('seconds per epoch') is not None:
+    if row.get('seconds per epoch') is not None and not _trained(row):
         parts.append(f'{row["seconds per epoch"]:.1f} s an epoch lately, '
                      f'{row["hours left"]:.1f} h of training left')
     return '; '.join(parts) or 'no checkpoint yet'
+
+
+def _trained(row):
+    """Whether a run without results has trained its last epoch (its
+    final evaluation is under way)."""
+    curve = row.get('curve') or ()
+    return bool(curve and row.get('epochs')
+                and curve[-1]['epoch'] >= row['epochs'])
 
 
 def markdown(rows):
@@ -248,7 +254,8 @@ def markdown(rows):
         if r.get('status') == 'not run':
             ours = 'not run yet'
         elif r['this package'] is None:
-            ours = f'training ({_progress(r)})'
+            ours = (f'{"evaluating" if _trained(r) else "training"} '
+                    f'({_progress(r)})')
         else:
             ours = _cell(r['this package'])
         lines.append('| ' + ' | '.join([

@@ -105,8 +105,7 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
             'train, -103.50 validation; 12.0 s an epoch lately, 10.9 h of '
             'training left) |') in text
     assert '| training (checkpoint at step 570) |' in text
-    assert ('| training (checkpoint at epoch 12; trained: its final '
-            'evaluation is under way) |') in text
+    assert '| evaluating (checkpoint at epoch 12) |' in text  # Trained.
     with open(os.path.join(runs, 'table.md')) as f:
         assert f.read() == text
     with open(os.path.join(runs, 'table.csv')) as f:
