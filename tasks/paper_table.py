@@ -20,6 +20,8 @@ training and validation bound by epoch.
 
   python tasks/paper_table.py --runs_dir results/table1_binarized_mnist
   python tasks/paper_table.py --runs_dir ~/iwae-runs/table1_binarized_mnist
+  python tasks/paper_table.py --runs_dir results/in_progress \
+      --more_runs_dirs results/table1_binarized_mnist
 """
 
 import csv
@@ -44,6 +46,9 @@ from iwae_tf.config import Config
 flags.DEFINE_string('runs_dir', os.path.join('results',
                                              'table1_binarized_mnist'),
                     'A folder of run folders (main.py logdirs).')
+flags.DEFINE_list('more_runs_dirs', [], 'More folders of run folders for '
+                  'the same table (the finished runs beside those in '
+                  'progress); the table and figure go into --runs_dir.')
 FLAGS = flags.FLAGS
 
 # Test log-likelihoods (k=5000) by (dataset, stochastic layers, objective,
@@ -186,24 +191,31 @@ def rows_not_run(rows):
     return missing
 
 
-def read_runs(runs_dir):
-    """The rows of every run folder in runs_dir and of the paper's rows
-    no run has yet, in the paper's order (dataset, layers, VAE before
+def read_runs(runs_dir, more_runs_dirs=()):
+    """The rows of every run folder in runs_dir and more_runs_dirs (a run
+    in two of them: its finished copy, else the first) and of the paper's
+    rows no run has yet, in the paper's order (dataset, layers, VAE before
     IWAE, k).
 
     Raises:
-        ValueError: runs_dir holds no run.
+        ValueError: a folder is missing, or they hold no run.
     """
-    if not os.path.isdir(runs_dir):
-        raise ValueError(f'--runs_dir {runs_dir} is not a folder; give the '
-                         'folder that holds the runs\' logdirs')
-    rows = [read_run(os.path.join(runs_dir, name))
-            for name in sorted(os.listdir(runs_dir))
-            if os.path.isdir(os.path.join(runs_dir, name))]
-    rows = [r for r in rows if r is not None]
+    rows = {}
+    for folder in [runs_dir, *more_runs_dirs]:
+        if not os.path.isdir(folder):
+            raise ValueError(f'--runs_dir {folder} is not a folder; give the '
+                             'folder that holds the runs\' logdirs')
+        for name in sorted(os.listdir(folder)):
+            row = read_run(os.path.join(folder, name)) \
+                if os.path.isdir(os.path.join(folder, name)) else None
+            if row is not None and (name not in rows or (
+                    rows[name]['this package'] is None
+                    and row['this package'] is not None)):
+                rows[name] = row
     if not rows:
         raise ValueError(f'--runs_dir {runs_dir} holds no run (no folder '
                          'with a results.json or a config.json)')
+    rows = list(rows.values())
     return sorted(rows + rows_not_run(rows), key=lambda r: r['order'])
 
 
@@ -291,7 +303,8 @@ def write_curves(rows, runs_dir):
 
 def run_task():
     runs_dir = os.path.expanduser(FLAGS.runs_dir)
-    rows = read_runs(runs_dir)
+    rows = read_runs(runs_dir, [os.path.expanduser(d)
+                                for d in FLAGS.more_runs_dirs])
     print(write_table(rows, runs_dir), end='')
     write_curves(rows, runs_dir)
 

@@ -151,3 +151,22 @@ def test_rows_the_runs_do_not_have_yet(tmp_path):
     assert '| vae |  |  | -89.00 |' in text
     paper_table.write_curves(rows, runs)  # No curve: no figure, no error.
     assert not os.path.exists(os.path.join(runs, 'learning_curves.png'))
+
+
+def test_runs_in_progress_beside_the_finished(tmp_path):
+    done, carried = str(tmp_path / 'done'), str(tmp_path / 'carried')
+    _finished(done, 'k1', -88.28, objective='iwae_elbo', n_samples=1)
+    # Its copy carried before it finished, and a run still training.
+    _training(carried, 'k1', 100, data_dir=str(tmp_path / 'no_data'),
+              download=False, objective='iwae_elbo', n_samples=1)
+    _training(carried, 'k5', 300, data_dir=str(tmp_path / 'no_data'),
+              download=False, objective='iwae_elbo', n_samples=5)
+    rows = paper_table.read_runs(carried, [done])
+    assert [(r['run'], r['this package']) for r in rows] == [
+        ('k1', -88.28), ('k5', None),
+        ('binarized_mnist_1layer_iwae_k50', None)]
+    assert rows[2]['status'] == 'not run'
+    assert [r['run'] for r in paper_table.read_runs(carried)] == [
+        'k1', 'k5', 'binarized_mnist_1layer_iwae_k50']
+    with pytest.raises(ValueError, match='is not a folder'):
+        paper_table.read_runs(carried, [str(tmp_path / 'none')])
