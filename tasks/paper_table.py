@@ -203,8 +203,8 @@ def read_runs(runs_dir, more_runs_dirs=()):
     rows = {}
     for folder in [runs_dir, *more_runs_dirs]:
         if not os.path.isdir(folder):
-            raise ValueError(f'--runs_dir {folder} is not a folder; give the '
-                             'folder that holds the runs\' logdirs')
+            raise ValueError(f'{folder} is not a folder; give folders '
+                             'that hold the runs\' logdirs')
         for name in sorted(os.listdir(folder)):
             row = read_run(os.path.join(folder, name)) \
                 if os.path.isdir(os.path.join(folder, name)) else None
