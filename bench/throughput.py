@@ -46,6 +46,7 @@ from absl import flags
 from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
+from iwae_tf import philox
 from iwae_tf import train
 from iwae_tf.config import Config
 
@@ -153,6 +154,16 @@ def _bound_parts(model, x, x_rows, h):
         return lambda seed: tf.reduce_sum(
             tf.random.stateless_normal(shape, seed, alg=alg))
 
+    def words_in_a_loop(words, chunks=5):
+        # The draws of `chunks` chunks, one a loop iteration, as the
+        # evaluation and the fused training block make them.
+        def fn(seed):
+            def body(i, total):
+                chunk = words(shape, models.fold_seed(seed, i))
+                return i + 1, total + tf.reduce_sum(chunk & 1)
+            return tf.while_loop(lambda i, _: i < chunks, body, (0, 0))[1]
+        return fn
+
     logits = decoder(h)  # Fixed: the sums below time the densities alone.
 
     def pixel_sums(sum_pixels):
@@ -177,7 +188,13 @@ def _bound_parts(model, x, x_rows, h):
         ('normal draws alone, default algorithm', normals('auto_select')),
         ('normal draws alone, Philox', normals('philox')),
         ('normal draws alone, models.normal_draws', lambda seed:
-         tf.reduce_sum(models.normal_draws(shape, seed))))
+         tf.reduce_sum(models.normal_draws(shape, seed))),
+        ('words of 5 draws in a loop, tf.random', words_in_a_loop(
+            lambda shape, seed: tf.random.stateless_uniform(
+                shape, seed, minval=None, maxval=None, dtype=tf.int32,
+                alg=models.RNG_ALG))),
+        ('the same, philox.random_words', words_in_a_loop(
+            philox.random_words)))
 
 
 def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
@@ -205,7 +222,8 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
         fn(seeds[0]).numpy()  # Compiles.
         seconds = _timed(lambda: [fn(s) for s in seeds][-1].numpy()) / repeats
         line = f'{name:>40}: {seconds * 1e3:6.2f} ms'
-        if not name.startswith(('normal', 'pixel', 'the same, across')):
+        if not name.startswith(('normal', 'pixel', 'the same, across',
+                                     'words', 'the same, philox')):
             line += (f', {flops / seconds / 1e9:6.1f} GFLOP/s = '
                      f'{flops / seconds / 1e9 / peak:.0%} of matmul')
         print(line, flush=True)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from iwae_tf import choices
+from iwae_tf import choices, philox
 
 tfd = tfp.distributions
 
@@ -245,9 +245,10 @@ RNG_ALG = 'philox'
 
 
 def random_bits(shape, seed):
-    """Uniform int32 words, a stateless function of seed: int32 Tensor."""
-    return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
-                                       dtype=tf.int32, alg=RNG_ALG)
+    """Uniform int32 words, a stateless function of seed: those of
+    tf.random.stateless_uniform(..., alg=RNG_ALG), made by philox.py, which
+    XLA compiles to vectorized code inside loops too: int32 Tensor."""
+    return philox.random_words(shape, seed)
 
 
 def uniform_draws(shape, seed):
