@@ -154,15 +154,27 @@ def _bound_parts(model, x, x_rows, h):
         return lambda seed: tf.reduce_sum(
             tf.random.stateless_normal(shape, seed, alg=alg))
 
-    def words_in_a_loop(words, chunks=5):
-        # The draws of `chunks` chunks, one a loop iteration, as the
-        # evaluation and the fused training block make them.
+    def chunk_words(words, loop, chunks=5):
+        # The words of `chunks` chunks' draws: one a loop iteration, as the
+        # evaluation and the fused training block make them, or unrolled.
+        def body(i, total, seed):
+            chunk = words(shape, models.fold_seed(seed, i))
+            return i + 1, total + tf.reduce_sum(chunk & 1)
+
         def fn(seed):
-            def body(i, total):
-                chunk = words(shape, models.fold_seed(seed, i))
-                return i + 1, total + tf.reduce_sum(chunk & 1)
-            return tf.while_loop(lambda i, _: i < chunks, body, (0, 0))[1]
+            if loop:
+                return tf.while_loop(lambda i, _: i < chunks,
+                                     lambda i, t: body(i, t, seed), (0, 0))[1]
+            state = (0, 0)
+            for _ in range(chunks):
+                state = body(*state, seed)
+            return state[1]
         return fn
+
+    def tf_words(shape, seed):
+        return tf.random.stateless_uniform(shape, seed, minval=None,
+                                           maxval=None, dtype=tf.int32,
+                                           alg=models.RNG_ALG)
 
     logits = decoder(h)  # Fixed: the sums below time the densities alone.
 
@@ -189,12 +201,12 @@ def _bound_parts(model, x, x_rows, h):
         ('normal draws alone, Philox', normals('philox')),
         ('normal draws alone, models.normal_draws', lambda seed:
          tf.reduce_sum(models.normal_draws(shape, seed))),
-        ('words of 5 draws in a loop, tf.random', words_in_a_loop(
-            lambda shape, seed: tf.random.stateless_uniform(
-                shape, seed, minval=None, maxval=None, dtype=tf.int32,
-                alg=models.RNG_ALG))),
-        ('the same, philox.random_words', words_in_a_loop(
-            philox.random_words)))
+        ('words of 5 draws unrolled, tf.random', chunk_words(tf_words,
+                                                             False)),
+        ('words of 5 draws in a loop, tf.random', chunk_words(tf_words,
+                                                              True)),
+        ('the same, philox.random_words', chunk_words(philox.random_words,
+                                                      True)))
 
 
 def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
@@ -203,8 +215,10 @@ def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
     fixed draws, with each pixel density; the pixel densities of fixed
     logits summed two ways; the normal draws alone: tf.random's with its
     default algorithm and with Philox, and this package's (Philox words, by
-    the inverse CDF); the whole log_weights, averaged
-    over repeats seeds (its time varies with the seed)."""
+    the inverse CDF); the Philox words of 5 chunks' draws, tf.random's
+    unrolled and in a while loop, philox.py's in a loop; the whole
+    log_weights, averaged over repeats seeds (its time varies with the
+    seed)."""
     model = train.make_model(Config(), dataset)
     decoder = model.p_nets[0]
     x = tf.constant(dataset.test[:images])

@@ -1,17 +1,17 @@
 """Philox-4x32-10 random words in TensorFlow operations: the same words as
-tf.random.stateless_uniform(..., alg='philox') gives, cheaper inside a loop.
+tf.random.stateless_uniform(..., alg='philox') gives, cheaper under XLA.
 
-Under XLA on CPU, TF's own Philox draws made inside a while loop (the
-evaluation's chunks, the fused training block's steps) cost 4-5x as much
-per word as the same draws outside one: XLA hoists the counters' words out
-of the loop as arrays, and the fusion that reads them back is emitted as
-scalar code, where outside a loop it is vectorized. Written here, every
-counter is a function of the loop's seed and nothing is hoisted: the words
-cost what they cost outside a loop (bench/throughput.py's profile of the
-k=5000 evaluation shows the draws' fusion). The algorithm is that of
-Salmon et al., "Parallel random numbers: as easy as 1, 2, 3" (SC 2011),
-with TF's seed scrambling and counter layout, so every draw stays what it
-was (a test checks the words against TF's, under XLA and not).
+Under XLA on CPU, TF's own Philox op drawn inside a while loop (the
+evaluation's chunks, the fused training block's steps), or several times in
+one function, costs about 5x as much per word as these: XLA computes the
+counters' words once, as arrays (hoisted out of the loop), and compiles the
+fusion that reads them back to scalar code. Written here, each counter's
+words are computed in the fusion that needs them, which XLA vectorizes
+(bench/throughput.py's parts section times 5 chunks' words both ways). The
+algorithm is that of Salmon et al., "Parallel random numbers: as easy as 1,
+2, 3" (SC 2011), with TF's seed scrambling and counter layout, so every
+draw stays what it was (a test checks the words against TF's, under XLA and
+not).
 """
 
 import tensorflow as tf
