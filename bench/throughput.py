@@ -110,6 +110,32 @@ def forward_macs(model, n_samples):
     return per_x + n_samples * per_sample
 
 
+def _tf_words(shape, seed):
+    """tf.random's Philox words, as models.random_bits made them before
+    philox.py."""
+    return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+                                       dtype=tf.int32, alg=models.RNG_ALG)
+
+
+def _chunk_words(words, shape, loop, chunks=5):
+    """fn of a seed: the words (words(shape, seed)) of `chunks` chunks'
+    draws, one a while loop's iteration, as the evaluation and the fused
+    training block make them, or unrolled."""
+    def body(i, total, seed):
+        chunk = words(shape, models.fold_seed(seed, i))
+        return i + 1, total + tf.reduce_sum(chunk & 1)
+
+    def fn(seed):
+        if loop:
+            return tf.while_loop(lambda i, _: i < chunks,
+                                 lambda i, t: body(i, t, seed), (0, 0))[1]
+        state = (0, 0)
+        for _ in range(chunks):
+            state = body(*state, seed)
+        return state[1]
+    return fn
+
+
 def _bound_parts(model, x, x_rows, h):
     """(name, fn of a seed) of the parts of a 1-layer bound that
     density_costs times, on the draws h [draws, units] of the images x
@@ -154,28 +180,6 @@ def _bound_parts(model, x, x_rows, h):
         return lambda seed: tf.reduce_sum(
             tf.random.stateless_normal(shape, seed, alg=alg))
 
-    def chunk_words(words, loop, chunks=5):
-        # The words of `chunks` chunks' draws: one a loop iteration, as the
-        # evaluation and the fused training block make them, or unrolled.
-        def body(i, total, seed):
-            chunk = words(shape, models.fold_seed(seed, i))
-            return i + 1, total + tf.reduce_sum(chunk & 1)
-
-        def fn(seed):
-            if loop:
-                return tf.while_loop(lambda i, _: i < chunks,
-                                     lambda i, t: body(i, t, seed), (0, 0))[1]
-            state = (0, 0)
-            for _ in range(chunks):
-                state = body(*state, seed)
-            return state[1]
-        return fn
-
-    def tf_words(shape, seed):
-        return tf.random.stateless_uniform(shape, seed, minval=None,
-                                           maxval=None, dtype=tf.int32,
-                                           alg=models.RNG_ALG)
-
     logits = decoder(h)  # Fixed: the sums below time the densities alone.
 
     def pixel_sums(sum_pixels):
@@ -201,12 +205,12 @@ def _bound_parts(model, x, x_rows, h):
         ('normal draws alone, Philox', normals('philox')),
         ('normal draws alone, models.normal_draws', lambda seed:
          tf.reduce_sum(models.normal_draws(shape, seed))),
-        ('words of 5 draws unrolled, tf.random', chunk_words(tf_words,
-                                                             False)),
-        ('words of 5 draws in a loop, tf.random', chunk_words(tf_words,
-                                                              True)),
-        ('the same, philox.random_words', chunk_words(philox.random_words,
-                                                      True)))
+        ('words of 5 draws unrolled, tf.random',
+         _chunk_words(_tf_words, shape, loop=False)),
+        ('words of 5 draws in a loop, tf.random',
+         _chunk_words(_tf_words, shape, loop=True)),
+        ('the same, philox.random_words',
+         _chunk_words(philox.random_words, shape, loop=True)))
 
 
 def density_costs(dataset, peak, draws=10000, images=10, repeats=20):
