@@ -64,7 +64,7 @@ def _key_and_counter(seed):
     """TF's Philox key and high counter words for a seed: the seed, as a
     128-bit counter, goes through Philox under a fixed key; the first two
     words of the result are the key, the last two the counter's high 64
-    bits (its low 64 bits count the words drawn).
+    bits (its low 64 bits number the counters drawn, 4 words each).
 
     TF's own Philox kernel makes these 4 words: written in TF operations,
     XLA fused them into every word's computation.
