@@ -4,7 +4,11 @@
 #   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code-full
 # Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist,
 # trained by a fixed checkout: ~/iwae-runs/code-full, made at the commit
-# named in results/in_progress/COMMIT when missing.
+# named in results/in_progress/COMMIT when missing. Move that checkout to
+# another commit only while no run is going: TensorFlow's autograph reads
+# the source of the functions it converts from disk, and a running process
+# that traces a function after the move reads the new code at the old
+# line numbers (IWAE k=5 failed so as its evaluation began, 2026-11-30).
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
