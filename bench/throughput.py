@@ -628,6 +628,10 @@ def main(argv):
             step_costs(dataset, *(int(v) for v in config.split(':')))
     if FLAGS.densities:
         density_costs(dataset, peak)
+    # The shares above divide by the first rate; a second one shows how
+    # far the machine's speed drifted while they were measured.
+    print(f'\nfloat32 matmul rate again, at the end: {matmul_gflops():.1f} '
+          f'GFLOP/s (the shares above use the first, {peak:.1f})')
 
 
 if __name__ == '__main__':
