@@ -320,7 +320,9 @@ def _kept(bound, grads):
 def step_costs(dataset, layers, k, steps=100):
     """Prints ms per step of the parts of a training step at batch 20: the
     whole step, the bound and its gradients, the bound alone, Adam alone,
-    the step's normal draws, and the whole step with tf.math.log_sigmoid
+    the step's normal draws, its matmuls (forward, input gradients and
+    weight gradients of every kernel, at the step's shapes, the rest of the
+    step left out), and the whole step with tf.math.log_sigmoid
     for the pixel densities instead of models.log_sigmoid; each a loop of
     steps in one XLA call."""
     tf.get_logger().setLevel('ERROR')  # Each part is traced on purpose.
@@ -337,6 +339,31 @@ def step_costs(dataset, layers, k, steps=100):
         def adam(x, seed):
             optimizer.apply([v * 1e-6 for v in variables], variables)
             return tf.constant(0.0)
+
+        def matmuls(x, seed):
+            """The step's matmuls at its shapes, each product summed, on
+            fixed operands scaled by the step number (so that XLA cannot
+            hoist them out of the loop)."""
+            scale = 1.0 + tf.cast(seed[1], tf.float32) * 1e-7
+            total = tf.constant(0.0)
+            for (_, w), (a, d) in zip(kernel_rows, operands):
+                w = w * scale
+                a = a * scale
+                for product in (tf.matmul(a, w),  # forward
+                                tf.matmul(d, w, transpose_b=True),
+                                tf.matmul(a, d, transpose_a=True)):
+                    total += tf.reduce_sum(product)
+            return total
+
+        # Each kernel [n_in, n_out] meets BATCH rows (q(h1|x)'s) or k x
+        # BATCH: forward, its input's gradient and its own.
+        kernel_rows = [(BATCH if v.path.startswith('q_h1_given_x')
+                        else k * BATCH, tf.convert_to_tensor(v))
+                       for v in variables if len(v.shape) == 2]
+        rng = np.random.default_rng(0)
+        operands = [tuple(tf.constant(rng.standard_normal(
+            (rows, n), np.float32)) for n in w.shape)
+            for rows, w in kernel_rows]
         return model, (
             ('whole step', lambda x, s: step(x, s)[0]),
             ('bound and gradients', lambda x, s: _kept(
@@ -345,7 +372,8 @@ def step_costs(dataset, layers, k, steps=100):
                 model.log_weights(x, k, s))),
             ('Adam alone', adam),
             ('normal draws alone', lambda x, s: tf.reduce_sum(
-                models.normal_draws([k, BATCH, sum(model.latent_units)], s))))
+                models.normal_draws([k, BATCH, sum(model.latent_units)], s))),
+            ('its matmuls alone', matmuls))
 
     def looped(body):
         @tf.function(jit_compile=True)
@@ -357,8 +385,9 @@ def step_costs(dataset, layers, k, steps=100):
         fn().numpy()  # Compiles.
         return fn
 
-    _, timed = parts()
+    model, timed = parts()
     timed = [(name, looped(body)) for name, body in timed]
+    matmul_flops = 3 * 2 * forward_macs(model, k) * BATCH  # Per step.
     own = models.log_sigmoid
     models.log_sigmoid = tf.math.log_sigmoid  # Read when traced.
     try:
@@ -369,7 +398,11 @@ def step_costs(dataset, layers, k, steps=100):
     print(f'\nparts of a training step, {layers} layer(s), k={k}:')
     for name, fn in timed:
         seconds = min(_timed(lambda: fn().numpy()) for _ in range(3))
-        print(f'{name:>40}: {seconds / steps * 1e3:7.3f} ms/step', flush=True)
+        rate = ''
+        if name == 'its matmuls alone':
+            rate = f', {matmul_flops * steps / seconds / 1e9:.1f} GFLOP/s'
+        print(f'{name:>40}: {seconds / steps * 1e3:7.3f} ms/step{rate}',
+              flush=True)
 
 
 def training_data():
