@@ -317,7 +317,7 @@ def _kept(bound, grads):
     return bound + 0 * tf.add_n([tf.reduce_sum(g) for g in grads])
 
 
-def step_costs(dataset, layers, k, steps=100):
+def step_costs(dataset, peak, layers, k, steps=100):
     """Prints ms per step of the parts of a training step at batch 20: the
     whole step, the bound and its gradients, the bound alone, Adam alone,
     the step's normal draws, its matmuls (forward, input gradients and
@@ -396,13 +396,17 @@ def step_costs(dataset, layers, k, steps=100):
     finally:
         models.log_sigmoid = own
     print(f'\nparts of a training step, {layers} layer(s), k={k}:')
+    ms = {}
     for name, fn in timed:
-        seconds = min(_timed(lambda: fn().numpy()) for _ in range(3))
+        ms[name] = min(_timed(lambda: fn().numpy())
+                       for _ in range(3)) / steps * 1e3
         rate = ''
         if name == 'its matmuls alone':
-            rate = f', {matmul_flops * steps / seconds / 1e9:.1f} GFLOP/s'
-        print(f'{name:>40}: {seconds / steps * 1e3:7.3f} ms/step{rate}',
-              flush=True)
+            gflops = matmul_flops / ms[name] / 1e6
+            rate = f', {gflops:.1f} GFLOP/s = {gflops / peak:.0%} of matmul'
+        print(f'{name:>40}: {ms[name]:7.3f} ms/step{rate}', flush=True)
+    print(f'{"whole step but its matmuls":>40}: '
+          f'{ms["whole step"] - ms["its matmuls alone"]:7.3f} ms/step')
 
 
 def training_data():
@@ -658,7 +662,7 @@ def main(argv):
         evaluation_rates(dataset, peak)
     if FLAGS.step_parts:
         for config in FLAGS.configs:
-            step_costs(dataset, *(int(v) for v in config.split(':')))
+            step_costs(dataset, peak, *(int(v) for v in config.split(':')))
     if FLAGS.densities:
         density_costs(dataset, peak)
     # The shares above divide by the first rate; a second one shows how
