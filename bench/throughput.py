@@ -396,10 +396,14 @@ def step_costs(dataset, peak, layers, k, steps=100):
     finally:
         models.log_sigmoid = own
     print(f'\nparts of a training step, {layers} layer(s), k={k}:')
-    ms = {}
-    for name, fn in timed:
-        ms[name] = min(_timed(lambda: fn().numpy())
-                       for _ in range(3)) / steps * 1e3
+    # Best of 5, the parts taken in turn: the machine's drift meets each
+    # part alike, and the difference of two parts means something.
+    ms = {name: float('inf') for name, _ in timed}
+    for _ in range(5):
+        for name, fn in timed:
+            seconds = _timed(lambda: fn().numpy())
+            ms[name] = min(ms[name], seconds / steps * 1e3)
+    for name, _ in timed:
         rate = ''
         if name == 'its matmuls alone':
             gflops = matmul_flops / ms[name] / 1e6
