@@ -220,10 +220,13 @@ class Config:
 
 def default_logdir(config):
     """runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS, with suffixes for
-    --latent_units, --conditional and --init_from."""
+    --estimator (other than standard), --latent_units, --conditional and
+    --init_from."""
     name = (f'{config.dataset}_{config.stochastic_layers}layer_'
             f'{config.objective}_k{config.n_samples}_{config.init}_'
             f'seed{config.seed}')
+    if config.estimator != 'standard':
+        name += f'_{config.estimator}'
     if config.latent_units:
         name += '_z' + '-'.join(map(str, config.latent_units))
     if config.conditional:

@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from iwae_tf import cli
+from iwae_tf import config as config_lib
 from iwae_tf import monitor
 from iwae_tf.config import Config
 
@@ -239,6 +240,17 @@ class FlagfileTest(tf.test.TestCase):
                 (dataset, int(layers), f'{objective}_elbo', int(k), -1,
                  'dreg' if dreg else 'standard'), path)
         main.FLAGS.unparse_flags()
+
+    def test_default_logdirs_differ_by_estimator(self):
+        # README's DReG commands after its quick start: another folder each.
+        names = {config_lib.default_logdir(Config(n_samples=5, estimator=e))
+                 for e in ('standard', 'dreg', 'stl')}
+        self.assertLen(names, 3)
+        self.assertIn(os.path.join(
+            'runs', 'binarized_mnist_1layer_iwae_elbo_k5_paper_seed1'), names)
+        self.assertIn(os.path.join(
+            'runs', 'binarized_mnist_1layer_iwae_elbo_k5_paper_seed1_dreg'),
+            names)
 
     def test_transfer_flagfiles(self):
         sys.path.insert(0, ROOT)
