@@ -3,7 +3,10 @@
 import dataclasses
 import functools
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from unittest import mock
 
@@ -305,6 +308,63 @@ def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0):
     for a in arrays:
         a.flags.writeable = False
     return arrays
+
+
+class FusedBlockTest(tf.test.TestCase):
+
+    def test_its_loop_copies_no_weights(self):
+        # iwae_tf sets XLA's copy insertion with region analysis: without
+        # it, each step of the loop starts with nine copies of its state
+        # (seven weights and Adam's step counters; TF 2.21).
+        self.assertIn('--xla_cpu_copy_insertion_use_region_analysis',
+                      os.environ['XLA_FLAGS'])
+        dataset = toy_dataset()
+        config = dataclasses.replace(SMALL, steps_per_call=3)
+        model = train.make_model(config, dataset)
+        optimizer = train.make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        state = model.variables + optimizer.variables
+        block = train.make_train_block(
+            train.make_train_step(model, optimizer, config, False), seed=0,
+            stop_at_non_finite=False, state=state,
+            backup=[tf.Variable(v, trainable=False) for v in state])
+        args = (tf.constant(dataset.train), tf.zeros([3, 20], tf.int32),
+                tf.constant(3), tf.constant(0), None)
+        hlo = block.experimental_get_compiler_ir(*args)(
+            stage='optimized_hlo')
+        body = re.search(r' while\(.*?body=(%[\w.-]+)', hlo).group(1)
+        start = hlo.index(f'\n{body} (') + 1
+        loop = hlo[start:hlo.find('\n\n', start)]
+        self.assertIn(' dot(', loop)  # The step's products are in it.
+        self.assertEqual(re.findall(r'\S+ = \S+ copy\(.*', loop), [])
+
+    def test_its_copies_change_no_bit(self):
+        # XLA reads its flags once per process: a run in each of two.
+        script = (
+            'import hashlib, sys\n'
+            f'sys.path.insert(0, {os.path.dirname(__file__)!r})\n'
+            'import test_train\n'
+            'result = test_train.run(test_train.SMALL, sys.argv[1])\n'
+            'print(hashlib.sha256(b"".join(v.numpy().tobytes() for v in '
+            'result.model.variables)).hexdigest(), '
+            'repr(result.final_train_bound))\n')
+        outputs = []
+        for region_analysis in ('true', 'false'):
+            env = dict(
+                os.environ, TF_CPP_MIN_LOG_LEVEL='3',
+                TF_XLA_FLAGS='',  # No cached executable from the other.
+                XLA_FLAGS=' '.join(
+                    [f for f in os.environ['XLA_FLAGS'].split()
+                     if 'use_region_analysis' not in f]
+                    + ['--xla_cpu_copy_insertion_use_region_analysis='
+                       + region_analysis]))
+            done = subprocess.run(
+                [sys.executable, '-c', script,
+                 os.path.join(self.get_temp_dir(), region_analysis)],
+                capture_output=True, text=True, env=env, timeout=600,
+                check=True)
+            outputs.append(done.stdout.strip().splitlines()[-1])
+        self.assertEqual(outputs[0], outputs[1])
 
 
 class ConditionalTrainTest(tf.test.TestCase):
