@@ -72,6 +72,13 @@ fi
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 mkdir -p "$out"
 cd "$repo"
+# XLA's copy insertion with region analysis, as iwae_tf sets it since
+# commit 3799b72: the same bits (README, Speed), fewer copies a step, for
+# runs whose checkout predates it.
+case "${XLA_FLAGS:-}" in
+  *use_region_analysis*) ;;
+  *) export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_copy_insertion_use_region_analysis=true" ;;
+esac
 run() {  # core flagfile
   name=$(basename "$2" .flags)
   [ -f "$out/$name/results.json" ] && return  # Finished and evaluated,
