@@ -5,11 +5,19 @@
 
 Times the sweep command on one grid (--flagfile times --seeds, each run
 --epochs of --max_train_examples examples, evaluated with k=100 on 1,000
-test images, no figures) twice per repeat, each into a new folder: with
-`--jobs N` (Ray, one run per core on one TensorFlow thread) and with
-`--jobs 1` (the runs one after the other in one process, TensorFlow on
-every core), alternating. Prints each pair's wall times, their ratio and
-the mean wall time of a run in each (from the ledgers). The issue's
+test images, no figures), each way into a new folder, alternating, per
+repeat:
+  ray:        --jobs N (Ray, one run per core on one TensorFlow thread);
+  one:        --jobs 1 (the runs one after the other in one process,
+              TensorFlow on every core): the issue's baseline;
+  shards:     one in-process shard per core (--jobs 1 --threads_per_run 1
+              --shard i/n, pinned with taskset), the README's way on a
+              machine without Ray: Ray's own start and stop left out;
+  one thread: --jobs 1 --threads_per_run 1 pinned to one core, the other
+              cores idle: a run on one core with nothing beside it.
+Prints each way's wall time, its ratio to `one`'s, and the mean wall time
+of a run in it (from its ledger): a run alone on one thread against a run
+beside another (shards) tells what the cores cost each other. The issue's
 target: the Ray grid in at most 0.7x the one-process time on 2 cores.
 """
 
@@ -38,22 +46,43 @@ flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Where binarized_mnist.npz is.')
 
 
-def sweep(jobs, out_dir):
-    """Runs the grid with --jobs jobs into out_dir: its wall seconds."""
+def _command(out_dir, *extra):
+    """The sweep command of the grid into out_dir, with extra flags."""
     command = [
         sys.executable, '-m', 'iwae_tf.sweep', '--flagfiles',
         FLAGS.flagfile_run, '--seeds', ','.join(FLAGS.seeds), '--epochs',
         str(FLAGS.epochs), '--max_test_examples', '1000', '--eval_samples',
         '100', '--noeval_train', '--nofigures', '--out_dir', out_dir,
-        '--jobs', str(jobs)]
+        *extra]
     if FLAGS.max_train_examples:
         command += ['--max_train_examples', str(FLAGS.max_train_examples)]
     if FLAGS.data_dir:
         command += ['--data_dir', FLAGS.data_dir]
+    return command
+
+
+def sweep(out_dir, way):
+    """Runs the grid into out_dir the way named (see the module's doc):
+    its wall seconds."""
+    cores = sorted(os.sched_getaffinity(0))
+    single = ['--jobs', '1', '--threads_per_run', '1']
+    commands = {
+        'ray': [_command(out_dir, '--jobs', str(FLAGS.jobs))],
+        'one': [_command(out_dir, '--jobs', '1')],
+        'shards': [['taskset', '-c', str(core)] + _command(
+            out_dir, *single, '--shard', f'{i}/{len(cores)}')
+                   for i, core in enumerate(cores)],
+        'one thread': [['taskset', '-c', str(cores[0])] +
+                       _command(out_dir, *single)],
+    }[way]
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+    processes = [subprocess.Popen(
+        c, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')) for c in commands]
+    for p, c in zip(processes, commands):
+        if p.wait():
+            raise SystemExit(f'error: {" ".join(c)} exited with '
+                             f'{p.returncode}')
     return time.perf_counter() - start
 
 
@@ -65,21 +94,25 @@ def run_seconds(out_dir):
     return sum(r['wall_time_s'] for r in done) / len(done)
 
 
+WAYS = ('ray', 'one', 'shards', 'one thread')
+
+
 def main(argv):
     del argv
     print(f'{len(FLAGS.seeds)} runs of {FLAGS.flagfile_run}, {FLAGS.epochs} '
           f'epoch(s) of {FLAGS.max_train_examples or "all"} examples each; '
-          f'--jobs {FLAGS.jobs} (Ray) against --jobs 1 (one process)',
-          flush=True)
+          f'ray: --jobs {FLAGS.jobs}', flush=True)
     for repeat in range(FLAGS.repeats):
         with tempfile.TemporaryDirectory() as folder:
-            ray = sweep(FLAGS.jobs, os.path.join(folder, 'ray'))
-            one = sweep(1, os.path.join(folder, 'one'))
-            ray_run = run_seconds(os.path.join(folder, 'ray'))
-            one_run = run_seconds(os.path.join(folder, 'one'))
-        print(f'repeat {repeat + 1}: --jobs {FLAGS.jobs} {ray:.1f} s, --jobs '
-              f'1 {one:.1f} s, ratio {ray / one:.2f} (a run: {ray_run:.1f} s '
-              f'on one thread, {one_run:.1f} s on every core)', flush=True)
+            walls = {way: sweep(os.path.join(folder, str(i)), way)
+                     for i, way in enumerate(WAYS)}
+            runs = {way: run_seconds(os.path.join(folder, str(i)))
+                    for i, way in enumerate(WAYS)}
+        print(f'repeat {repeat + 1}:', flush=True)
+        for way in WAYS:
+            print(f'  {way:>10}: {walls[way]:5.1f} s, ratio to one '
+                  f'{walls[way] / walls["one"]:.2f}, a run {runs[way]:.1f} s',
+                  flush=True)
 
 
 if __name__ == '__main__':

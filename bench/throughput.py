@@ -9,7 +9,9 @@ Prints, at the paper's batch of 20 for each (stochastic layers, k):
           implementation)
   xla1    one step per call, tf.function(jit_compile=True)
   torch   an idiomatic PyTorch loop of the same model, if torch is installed
-with examples/s, the ratios, and the fused loop's GFLOP/s as a share of the
+with examples/s (each the best of --rounds timings, the variants timed in
+turns, so that a ratio compares the same minutes of a machine whose speed
+drifts), the ratios, and the fused loop's GFLOP/s as a share of the
 float32 matmul rate measured here; then the fused loop's time per step with
 each gradient estimator (--estimators) over the standard one's; then the
 k=5000 evaluation in test images/s, likewise; (--profile) where the time
@@ -25,6 +27,7 @@ come from this one run.
 """
 
 import collections
+import functools
 import glob
 import os
 import sys
@@ -54,6 +57,9 @@ flags.DEFINE_list('configs', ['1:5', '1:50', '2:5', '2:50'],
                   'stochastic_layers:n_samples pairs to time.')
 flags.DEFINE_integer('steps', 1500, 'Training steps timed per variant (a '
                      'multiple of 500).')
+flags.DEFINE_integer('rounds', 3, 'Timings of each training variant and '
+                     'of the evaluation, taken in turns with the matmul '
+                     'chain\'s; the best of each counts.')
 flags.DEFINE_integer('eval_images', 100, 'Test images for the k=5000 rate.')
 flags.DEFINE_bool('eval', True, 'Time the k=5000 evaluation.')
 flags.DEFINE_list('estimators', ['dreg', 'stl'], 'Encoder gradient '
@@ -74,8 +80,10 @@ FLAGS = flags.FLAGS
 BATCH = 20
 
 
-def matmul_gflops(n=2048, repeats=20):
-    """float32 GFLOP/s of an n x n matmul under XLA: the machine's rate."""
+@functools.lru_cache(maxsize=None)
+def matmul_runner(n=2048, repeats=20):
+    """A chain of n x n float32 matmuls under XLA, compiled: a function
+    running it, and its FLOPs. Its rate is the machine's."""
     a = tf.random.normal([n, n])
     b = tf.random.normal([n, n])
 
@@ -85,8 +93,13 @@ def matmul_gflops(n=2048, repeats=20):
             a = tf.matmul(a, b) * (1.0 / n)
         return a
     chain(a, b).numpy()
-    best = min(_timed(lambda: chain(a, b).numpy()) for _ in range(3))
-    return 2 * n**3 * repeats / best / 1e9
+    return (lambda: chain(a, b).numpy()), 2 * n**3 * repeats
+
+
+def matmul_gflops():
+    """float32 GFLOP/s of the matmul chain, the best of 3 timings."""
+    run, flops = matmul_runner()
+    return flops / min(_timed(run) for _ in range(3)) / 1e9
 
 
 def _timed(fn):
@@ -427,16 +440,17 @@ def _batch_indices(dataset):
     return order[:FLAGS.steps * BATCH].reshape(FLAGS.steps, BATCH)
 
 
-def fused_rate(dataset, config, profile=False):
-    """examples/s of the training loop's fused XLA block for config (and
-    its profile printed, if profile)."""
+def _fused_runner(dataset, config):
+    """The training loop's fused XLA block for config, compiled: a function
+    training FLAGS.steps steps as train.train's unguarded blocks do, its
+    number of calls, and the model."""
     indices = _batch_indices(dataset)
     x_train = tf.constant(dataset.train)
     model = train.make_model(config, dataset)
     optimizer = train.make_optimizer(config)
     optimizer.build(model.trainable_variables)
     state = model.variables + optimizer.variables
-    block = train.make_train_block(  # As train.train's unguarded blocks.
+    block = train.make_train_block(
         train.make_train_step(model, optimizer, config, False), seed=0,
         stop_at_non_finite=False, state=state,
         backup=[tf.Variable(v, trainable=False) for v in state])
@@ -449,37 +463,56 @@ def fused_rate(dataset, config, profile=False):
     def run():
         for c, idx in enumerate(calls):
             block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
-    rate = FLAGS.steps * BATCH / min(_timed(run) for _ in range(2))
-    if profile:
-        print_profile(f'fused training, {config.stochastic_layers} '
-                      f'layer(s), k={config.n_samples}', run,
-                      len(calls) * per_call, 'step')
-    return rate, model
+    return run, len(calls) * per_call, model
+
+
+def _step_runner(dataset, config, jit_compile):
+    """One training step per call of a tf.function (XLA-compiled or not),
+    traced: a function training FLAGS.steps steps."""
+    model = train.make_model(config, dataset)
+    optimizer = train.make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    step = train.make_train_step(model, optimizer, config, False)
+    fn = tf.function(step, jit_compile=jit_compile)
+    batches = [tf.constant(dataset.train[i]) for i in _batch_indices(dataset)]
+    seeds = [tf.constant([0, i], tf.int32) for i in range(FLAGS.steps)]
+    fn(batches[0], seeds[0])
+
+    def run():
+        for x, s in zip(batches, seeds):
+            out, _ = fn(x, s)
+        out.numpy()
+    return run
+
+
+def best_seconds(runs):
+    """The best of FLAGS.rounds timings of each named function, taken in
+    turns with the matmul chain's (this machine's speed drifts: a share of
+    the matmul rate compares timings of the same minutes). Returns the
+    seconds of each, and the matmul rate in GFLOP/s."""
+    run, flops = matmul_runner()
+    best = {}
+    for _ in range(FLAGS.rounds):
+        for name, fn in dict(runs, matmul=run).items():
+            best[name] = min(best.get(name, np.inf), _timed(fn))
+    return best, flops / best.pop('matmul') / 1e9
 
 
 def time_tf_variants(dataset, layers, k):
-    """examples/s of the fused loop, one step per call, and XLA per call."""
+    """examples/s of the fused loop, one step per call, and XLA per call,
+    timed in turns (and the fused loop's profile printed, if --profile),
+    the MACs of a forward pass per example, and the matmul rate timed in
+    turns with them."""
     config = Config(stochastic_layers=layers, n_samples=k)
-    results = {}
-    results['fused'], model = fused_rate(dataset, config, FLAGS.profile)
-    indices = _batch_indices(dataset)
-    for variant in ('step', 'xla1'):
-        model = train.make_model(config, dataset)
-        optimizer = train.make_optimizer(config)
-        optimizer.build(model.trainable_variables)
-        step = train.make_train_step(model, optimizer, config, False)
-        fn = tf.function(step, jit_compile=(variant == 'xla1'))
-        batches = [tf.constant(dataset.train[i]) for i in indices]
-        seeds = [tf.constant([0, i], tf.int32) for i in range(FLAGS.steps)]
-        fn(batches[0], seeds[0])
-
-        def run():
-            for x, s in zip(batches, seeds):
-                out, _ = fn(x, s)
-            out.numpy()
-        results[variant] = FLAGS.steps * BATCH / min(_timed(run)
-                                                     for _ in range(2))
-    return results, forward_macs(model, k)
+    fused, steps, model = _fused_runner(dataset, config)
+    seconds, peak = best_seconds(dict(
+        fused=fused, step=_step_runner(dataset, config, False),
+        xla1=_step_runner(dataset, config, True)))
+    if FLAGS.profile:
+        print_profile(f'fused training, {layers} layer(s), k={k}', fused,
+                      steps, 'step')
+    rates = {v: FLAGS.steps * BATCH / t for v, t in seconds.items()}
+    return rates, forward_macs(model, k), peak
 
 
 def time_torch(layers, k, steps):
@@ -570,18 +603,20 @@ def pruned_pair(evaluator, x, plain_seconds):
           f'({one / two:.2f}x)')
 
 
-def training_table(dataset, peak, torch_ok):
+def training_table(dataset, torch_ok):
     """Prints examples/s of each --configs variant: fused, one step per
-    call, plain XLA step (and PyTorch), with the fused rate's GFLOP/s."""
+    call, plain XLA step (and PyTorch), with the fused rate's GFLOP/s and
+    its share of the matmul rate timed in turns with them."""
     header = (f'{"layers":>6} {"k":>3} {"fused ex/s":>11} {"step ex/s":>10} '
               f'{"xla1 ex/s":>10} {"fused/step":>10} {"fused/xla1":>10}')
     if torch_ok:
         header += f' {"torch ex/s":>10} {"fused/torch":>11}'
-    header += f' {"GFLOP/ex":>8} {"GFLOP/s":>8} {"of matmul":>9}'
+    header += (f' {"GFLOP/ex":>8} {"GFLOP/s":>8} {"matmul":>7} '
+               f'{"of matmul":>9}')
     print(header)
     for config in FLAGS.configs:
         layers, k = (int(v) for v in config.split(':'))
-        rates, macs = time_tf_variants(dataset, layers, k)
+        rates, macs, peak = time_tf_variants(dataset, layers, k)
         flops = 3 * 2 * macs  # forward + backward ~ 3 forwards
         line = (f'{layers:>6} {k:>3} {rates["fused"]:>11.0f} '
                 f'{rates["step"]:>10.0f} {rates["xla1"]:>10.0f} '
@@ -591,7 +626,7 @@ def training_table(dataset, peak, torch_ok):
             torch_rate = time_torch(layers, k, min(FLAGS.steps, 600))
             line += f' {torch_rate:>10.0f} {rates["fused"] / torch_rate:>10.2f}x'
         achieved = rates['fused'] * flops / 1e9
-        line += (f' {flops / 1e9:>8.4f} {achieved:>8.1f} '
+        line += (f' {flops / 1e9:>8.4f} {achieved:>8.1f} {peak:>7.1f} '
                  f'{achieved / peak:>8.0%}')
         print(line, flush=True)
 
@@ -603,20 +638,21 @@ def estimator_table(dataset):
           f'{"time/standard":>13}')
     for config in FLAGS.configs:
         layers, k = (int(v) for v in config.split(':'))
-        rates = {}
-        for estimator in ['standard'] + FLAGS.estimators:
-            rates[estimator] = fused_rate(dataset, Config(
-                stochastic_layers=layers, n_samples=k,
-                estimator=estimator))[0]
+        seconds, _ = best_seconds({e: _fused_runner(dataset, Config(
+            stochastic_layers=layers, n_samples=k, estimator=e))[0]
+                                   for e in ['standard'] + FLAGS.estimators})
+        rates = {e: FLAGS.steps * BATCH / t for e, t in seconds.items()}
+        for estimator in rates:
             print(f'{layers:>6} {k:>3} {estimator:>9} '
                   f'{rates[estimator]:>8.0f} '
                   f'{rates["standard"] / rates[estimator]:>12.2f}x',
                   flush=True)
 
 
-def evaluation_rates(dataset, peak):
+def evaluation_rates(dataset):
     """Prints the k=5000 evaluation's test images/s and share of the matmul
-    rate, per depth of --configs (with its profile, and the pruned pair)."""
+    rate timed in turns with it, per depth of --configs (with its profile,
+    and the pruned pair)."""
     print()
     for layers in sorted({int(c.split(':')[0]) for c in FLAGS.configs}):
         config = Config(stochastic_layers=layers)
@@ -624,19 +660,16 @@ def evaluation_rates(dataset, peak):
         evaluator = evaluate.Evaluator(model)
         x, _ = data.random_subset(dataset.test, FLAGS.eval_images, 0)
         evaluator.log_likelihood(x[:100], 5000)  # compile
-        # The machine's rate drifts within minutes: measured again here.
-        now = matmul_gflops()
-        # Best of 3, like the matmul rate: the least disturbed moment.
-        seconds = min(_timed(lambda: evaluator.log_likelihood(x, 5000))
-                      for _ in range(3))
+        times, peak = best_seconds(
+            dict(eval=lambda: evaluator.log_likelihood(x, 5000)))
+        seconds = times['eval']
         rate = len(x) / seconds
         flops = 2 * forward_macs(model, 5000)
         achieved = rate * flops / 1e9
         print(f'k=5000 evaluation, {layers} layer(s): {rate:.1f} test '
               f'images/s, {flops / 1e9:.2f} GFLOP/image, '
               f'{achieved:.1f} GFLOP/s = {achieved / peak:.0%} of matmul '
-              f'({achieved / now:.0%} of {now:.1f} GFLOP/s, the matmul '
-              'rate measured just before)')
+              f'({peak:.1f} GFLOP/s, timed in turns with it)')
         if FLAGS.profile:
             print_profile(  # Compiled for x already.
                 f'k=5000 evaluation, {layers} layer(s)',
@@ -659,20 +692,22 @@ def main(argv):
     dataset = training_data()
     print(f'training data: {dataset.name}, batch {BATCH}, {FLAGS.steps} '
           'steps per variant\n')
-    training_table(dataset, peak, torch_ok)
+    training_table(dataset, torch_ok)
     if FLAGS.estimators:
         estimator_table(dataset)
     if FLAGS.eval:
-        evaluation_rates(dataset, peak)
+        evaluation_rates(dataset)
     if FLAGS.step_parts:
         for config in FLAGS.configs:
             step_costs(dataset, peak, *(int(v) for v in config.split(':')))
     if FLAGS.densities:
         density_costs(dataset, peak)
-    # The shares above divide by the first rate; a second one shows how
+    # The parts' shares divide by the first rate; a second one shows how
     # far the machine's speed drifted while they were measured.
     print(f'\nfloat32 matmul rate again, at the end: {matmul_gflops():.1f} '
-          f'GFLOP/s (the shares above use the first, {peak:.1f})')
+          f'GFLOP/s (the parts\' shares use the first, {peak:.1f}; the '
+          'training table\'s and the evaluation\'s, the rate timed in turns '
+          'with them)')
 
 
 if __name__ == '__main__':
