@@ -13,6 +13,9 @@ repeat:
   shards:     one in-process shard per core (--jobs 1 --threads_per_run 1
               --shard i/n, pinned with taskset), the README's way on a
               machine without Ray: Ray's own start and stop left out;
+  one, 1 thread: --jobs 1 --threads_per_run 1, not pinned: one
+              TensorFlow thread, the other cores free for the rest of the
+              process (XLA's compiler, Python);
   one thread: --jobs 1 --threads_per_run 1 pinned to one core, the other
               cores idle: a run on one core with nothing beside it.
 Prints each way's wall time, its ratio to `one`'s, and the mean wall time
@@ -72,6 +75,7 @@ def sweep(out_dir, way):
         'shards': [['taskset', '-c', str(core)] + _command(
             out_dir, *single, '--shard', f'{i}/{len(cores)}')
                    for i, core in enumerate(cores)],
+        'one, 1 thread': [_command(out_dir, *single)],
         'one thread': [['taskset', '-c', str(cores[0])] +
                        _command(out_dir, *single)],
     }[way]
@@ -94,7 +98,7 @@ def run_seconds(out_dir):
     return sum(r['wall_time_s'] for r in done) / len(done)
 
 
-WAYS = ('ray', 'one', 'shards', 'one thread')
+WAYS = ('ray', 'one', 'shards', 'one, 1 thread', 'one thread')
 
 
 def main(argv):
@@ -110,7 +114,7 @@ def main(argv):
                     for i, way in enumerate(WAYS)}
         print(f'repeat {repeat + 1}:', flush=True)
         for way in WAYS:
-            print(f'  {way:>10}: {walls[way]:5.1f} s, ratio to one '
+            print(f'  {way:>13}: {walls[way]:5.1f} s, ratio to one '
                   f'{walls[way] / walls["one"]:.2f}, a run {runs[way]:.1f} s',
                   flush=True)
 
