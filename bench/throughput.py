@@ -441,28 +441,22 @@ def _batch_indices(dataset):
 
 
 def _fused_runner(dataset, config):
-    """The training loop's fused XLA block for config, compiled: a function
-    training FLAGS.steps steps as train.train's unguarded blocks do, its
-    number of calls, and the model."""
+    """The training loop's fused XLA blocks for config (train.Blocks, as
+    train.train runs them), compiled: a function training FLAGS.steps
+    steps, its number of steps, and the model."""
     indices = _batch_indices(dataset)
-    x_train = tf.constant(dataset.train)
     model = train.make_model(config, dataset)
     optimizer = train.make_optimizer(config)
     optimizer.build(model.trainable_variables)
-    state = model.variables + optimizer.variables
-    block = train.make_train_block(
-        train.make_train_step(model, optimizer, config, False), seed=0,
-        stop_at_non_finite=False, state=state,
-        backup=[tf.Variable(v, trainable=False) for v in state])
     per_call = min(500, FLAGS.steps)  # The training loop's default.
-    calls = [tf.constant(indices[i:i + per_call])
+    blocks = train.Blocks(model, optimizer, config, dataset, per_call)
+    calls = [indices[i:i + per_call]
              for i in range(0, FLAGS.steps - per_call + 1, per_call)]
-    n = tf.constant(per_call)
-    block(x_train, calls[0], n, tf.constant(0))  # Compiles.
+    blocks.run(calls[0], 0)  # Compiles.
 
     def run():
-        for c, idx in enumerate(calls):
-            block(x_train, idx, n, tf.constant(c * per_call))[0].numpy()
+        for c, batches in enumerate(calls):
+            blocks.run(batches, c * per_call)
     return run, len(calls) * per_call, model
 
 

@@ -269,12 +269,23 @@ class Blocks:
                 stop_at_non_finite=guard and config.nan_policy == 'stop',
                 state=() if guard else self._state,
                 backup=() if guard else self._backup)
-        self._fast, self._guarded, self._block = block(False), None, block
+        # The block as training runs it: one XLA call, no step guarded.
+        self.unguarded, self._guarded, self._block = block(False), None, block
         self._x = tf.constant(dataset.train, tf.float32)
         self._y = None
         if config.conditional:
             self._y = tf.constant(data.one_hot(dataset.train_labels,
                                                model.n_classes))
+
+    def arguments(self, batches, first_step):
+        """A block's arguments for a step per row of batches (int array
+        [n_steps, batch_size], n_steps <= steps_per_call) from step
+        first_step."""
+        n_steps = len(batches)
+        indices = np.zeros((self.steps_per_call, self.batch_size), np.int32)
+        indices[:n_steps] = batches
+        return (self._x, tf.constant(indices), tf.constant(n_steps, tf.int32),
+                tf.constant(first_step, tf.int32), self._y)
 
     def run(self, batches, first_step):
         """Runs a step for each row of batches from step first_step.
@@ -289,14 +300,10 @@ class Blocks:
             step that was not applied. Fewer than n_steps only when a
             non-finite step stopped the block (nan_policy 'stop').
         """
-        n_steps = len(batches)
-        indices = np.zeros((self.steps_per_call, self.batch_size), np.int32)
-        indices[:n_steps] = batches
-        args = (self._x, tf.constant(indices), tf.constant(n_steps, tf.int32),
-                tf.constant(first_step, tf.int32), self._y)
-        bounds, steps_run, state_finite = self._fast(*args)
+        args = self.arguments(batches, first_step)
+        bounds, steps_run, state_finite = self.unguarded(*args)
         if not (state_finite and np.all(np.isfinite(
-                bounds.numpy()[:n_steps]))):
+                bounds.numpy()[:len(batches)]))):
             for v, copy in zip(self._state, self._backup):
                 v.assign(copy)
             self._guarded = self._guarded or self._block(True)

@@ -319,18 +319,12 @@ class FusedBlockTest(tf.test.TestCase):
         self.assertIn('--xla_cpu_copy_insertion_use_region_analysis',
                       os.environ['XLA_FLAGS'])
         dataset = toy_dataset()
-        config = dataclasses.replace(SMALL, steps_per_call=3)
-        model = train.make_model(config, dataset)
-        optimizer = train.make_optimizer(config)
+        model = train.make_model(SMALL, dataset)
+        optimizer = train.make_optimizer(SMALL)
         optimizer.build(model.trainable_variables)
-        state = model.variables + optimizer.variables
-        block = train.make_train_block(
-            train.make_train_step(model, optimizer, config, False), seed=0,
-            stop_at_non_finite=False, state=state,
-            backup=[tf.Variable(v, trainable=False) for v in state])
-        args = (tf.constant(dataset.train), tf.zeros([3, 20], tf.int32),
-                tf.constant(3), tf.constant(0), None)
-        hlo = block.experimental_get_compiler_ir(*args)(
+        blocks = train.Blocks(model, optimizer, SMALL, dataset, 3)
+        args = blocks.arguments(np.zeros([3, 20], np.int32), 0)
+        hlo = blocks.unguarded.experimental_get_compiler_ir(*args)(
             stage='optimized_hlo')
         body = re.search(r' while\(.*?body=(%[\w.-]+)', hlo).group(1)
         start = hlo.index(f'\n{body} (') + 1
