@@ -2,6 +2,7 @@
 
   python bench/grid.py --data_dir ../shared/data
   python bench/grid.py --data_dir ../shared/data --epochs 30 --repeats 1
+  python bench/grid.py --data_dir ../shared/data --way ray --way shards
 
 Times the sweep command on one grid (--flagfile times --seeds, each run
 --epochs of --max_train_examples examples, evaluated with k=100 on 1,000
@@ -13,15 +14,15 @@ repeat:
   shards:     one in-process shard per core (--jobs 1 --threads_per_run 1
               --shard i/n, pinned with taskset), the README's way on a
               machine without Ray: Ray's own start and stop left out;
-  one, 1 thread: --jobs 1 --threads_per_run 1, not pinned: one
-              TensorFlow thread, the other cores free for the rest of the
-              process (XLA's compiler, Python);
-  one thread: --jobs 1 --threads_per_run 1 pinned to one core, the other
+  one_thread: --jobs 1 --threads_per_run 1, not pinned: one TensorFlow
+              thread, the other cores free for the rest of the process;
+  pinned:     --jobs 1 --threads_per_run 1 pinned to one core, the other
               cores idle: a run on one core with nothing beside it.
 Prints each way's wall time, its ratio to `one`'s, and the mean wall time
-of a run in it (from its ledger): a run alone on one thread against a run
-beside another (shards) tells what the cores cost each other. The issue's
-target: the Ray grid in at most 0.7x the one-process time on 2 cores.
+of a run in it (from its ledger): a run pinned alone against a run beside
+another (shards) tells what the cores cost each other; --way picks some
+ways. The issue's target: the Ray grid in at most 0.7x the one-process
+time on 2 cores.
 """
 
 import json
@@ -44,7 +45,10 @@ flags.DEFINE_integer('max_train_examples', 10000, 'Training examples per '
                      'run (0: all 50,000).')
 flags.DEFINE_integer('jobs', len(os.sched_getaffinity(0)), 'Runs at once '
                      'on Ray (default: one per core).')
-flags.DEFINE_integer('repeats', 2, 'Pairs of timings.')
+WAYS = ('ray', 'one', 'shards', 'one_thread', 'pinned')
+flags.DEFINE_multi_enum('way', list(WAYS), WAYS, 'The ways to time (see '
+                        'above); `one` always, as the ratios\' base.')
+flags.DEFINE_integer('repeats', 2, 'Rounds of the ways, in turns.')
 flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Where binarized_mnist.npz is.')
 
@@ -75,9 +79,9 @@ def sweep(out_dir, way):
         'shards': [['taskset', '-c', str(core)] + _command(
             out_dir, *single, '--shard', f'{i}/{len(cores)}')
                    for i, core in enumerate(cores)],
-        'one, 1 thread': [_command(out_dir, *single)],
-        'one thread': [['taskset', '-c', str(cores[0])] +
-                       _command(out_dir, *single)],
+        'one_thread': [_command(out_dir, *single)],
+        'pinned': [['taskset', '-c', str(cores[0])] +
+                   _command(out_dir, *single)],
     }[way]
     start = time.perf_counter()
     processes = [subprocess.Popen(
@@ -98,23 +102,21 @@ def run_seconds(out_dir):
     return sum(r['wall_time_s'] for r in done) / len(done)
 
 
-WAYS = ('ray', 'one', 'shards', 'one, 1 thread', 'one thread')
-
-
 def main(argv):
     del argv
     print(f'{len(FLAGS.seeds)} runs of {FLAGS.flagfile_run}, {FLAGS.epochs} '
           f'epoch(s) of {FLAGS.max_train_examples or "all"} examples each; '
           f'ray: --jobs {FLAGS.jobs}', flush=True)
+    ways = [w for w in WAYS if w in FLAGS.way or w == 'one']
     for repeat in range(FLAGS.repeats):
         with tempfile.TemporaryDirectory() as folder:
             walls = {way: sweep(os.path.join(folder, str(i)), way)
-                     for i, way in enumerate(WAYS)}
+                     for i, way in enumerate(ways)}
             runs = {way: run_seconds(os.path.join(folder, str(i)))
-                    for i, way in enumerate(WAYS)}
+                    for i, way in enumerate(ways)}
         print(f'repeat {repeat + 1}:', flush=True)
-        for way in WAYS:
-            print(f'  {way:>13}: {walls[way]:5.1f} s, ratio to one '
+        for way in ways:
+            print(f'  {way:>10}: {walls[way]:5.1f} s, ratio to one '
                   f'{walls[way] / walls["one"]:.2f}, a run {runs[way]:.1f} s',
                   flush=True)
 
