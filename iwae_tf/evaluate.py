@@ -109,13 +109,17 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
 
 
 class _OwnRetracingFilter(logging.Filter):
-    """Drops TensorFlow's warning that _compiled_over_batches' functions
-    are traced often: each Evaluator (one per run, so several in a grid run
-    in one process) compiles its own, once per shape of evaluation, on
-    purpose. Any other function's warning passes."""
+    """Drops TensorFlow's warning that the package's per-run functions are
+    traced often: each run (several in a grid run in one process, or in
+    the sweep's --estimate) compiles its own training block
+    (train.make_train_block) and its Evaluator's functions, once per shape
+    of evaluation, on purpose. Any other function's warning passes."""
+
+    OWN = ('_compiled_over_batches', 'make_train_block')
 
     def filter(self, record):
-        return '_compiled_over_batches' not in record.getMessage()
+        message = record.getMessage()
+        return not any(name in message for name in self.OWN)
 
 
 tf.get_logger().addFilter(_OwnRetracingFilter())

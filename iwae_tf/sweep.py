@@ -23,6 +23,10 @@ one-line error and the others go on. --shard i/n splits a grid over SLURM
 array jobs (merge their runs.jsonl after, then --summary_only writes the
 whole grid's runs.md and runs.csv from it).
 
+--estimate starts no run: it times each configuration of the grid briefly
+on this machine and prints how long each run and the whole grid take
+(iwae_tf/estimate.py).
+
 The driver builds, checks and records the runs without TensorFlow: only a
 process that trains a run imports it (pipeline, in run_one), so on Ray the
 workers start seconds after the command instead of after a TensorFlow
@@ -471,6 +475,38 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
     return ended
 
 
+def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
+                  threads_per_run=None, ray_address=None, shard=(0, 1),
+                  log=print, **unused):
+    """Times each configuration of this shard's runs in this process (with
+    the TensorFlow threads a run of the grid gets) and writes
+    OUT_DIR/estimate.md: each run's expected time and the grid's, run_grid's
+    jobs at a time (see iwae_tf.estimate). Starts no run.
+
+    Returns:
+        the lines written.
+    """
+    del unused  # run_grid's other options.
+    workers, threads, _ = _placement(jobs, threads_per_run, ray_address)
+    _limit_threads(threads)  # Before iwae_tf's modules start TensorFlow.
+    # On as many cores as threads: XLA's runtime also computes on threads of
+    # its own, so an unpinned process with one TensorFlow thread uses
+    # a second core that a run beside another on it would not have.
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    from iwae_tf import estimate  # pylint: disable=g-import-not-at-top
+    mine = runs[shard[0]::shard[1]]
+    measured = estimate.measure(
+        [r for r in mine if not r.error],
+        lambda r: _dataset(r.config, r.data_seed), steps, prune, log)
+    measured.update({r.name: r.error for r in mine if r.error})
+    lines = estimate.table(mine, measured, threads, workers or 1, prune)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, 'estimate.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    log('\n'.join(lines))
+    return lines
+
+
 def _check_names(runs):
     twice = [n for n, c in collections.Counter(r.name for r in runs).items()
              if c > 1]
@@ -653,6 +689,13 @@ def _define_command_flags():
                         'summaries, runs/NAME).')
     flags.DEFINE_bool('prune', False, 'Also evaluate each run with its '
                       'inactive units removed.')
+    flags.DEFINE_bool('estimate', False, 'Time each configuration of the '
+                      'grid briefly on this machine, with the threads its '
+                      'runs get, and print (and write to OUT_DIR/'
+                      'estimate.md) how long each run and the grid take at '
+                      '--jobs at a time: no run starts.')
+    flags.DEFINE_integer('estimate_steps', 200, 'Training steps timed per '
+                         'configuration with --estimate.', lower_bound=1)
     flags.DEFINE_bool('summary_only', False, 'Write runs.md and runs.csv of '
                       'the grid from the ledger in --out_dir (every shard\'s '
                       'runs, merged) and exit: no run starts.')
@@ -683,6 +726,12 @@ def _main(argv):
         records = summarize(runs, FLAGS.out_dir)
         print(f'wrote {os.path.join(FLAGS.out_dir, "runs.md")} and runs.csv: '
               f'{len(records)} of the grid\'s {len(runs)} runs done')
+        return
+
+    if FLAGS.estimate:
+        cli.exit_on_error(lambda: estimate_grid(
+            runs, FLAGS.out_dir, FLAGS.estimate_steps, FLAGS.prune,
+            **options_from_flags()))
         return
 
     def run():

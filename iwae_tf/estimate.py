@@ -1,0 +1,243 @@
+"""How long each run of a grid takes on this machine, from short timings.
+
+  python -m iwae_tf.sweep --grid table1_binarized_mnist \\
+      --data_dir ../shared/data --out_dir ~/iwae-runs/table1 --estimate
+
+For each configuration of the grid with costs of its own (seeds, inits and
+learning rates cost the same), times what its runs spend their time on,
+with the TensorFlow threads each run of the grid gets (--threads_per_run,
+by default cores / --jobs): --estimate_steps training steps of the fused
+block, the validation bound on up to 4,000 validation images, and one
+round of the k-sample estimate's compiled calls (each timed after a first
+call that compiles it). A run then takes its epochs of training, the
+validation bound every eval_every_epochs epochs, and the final estimate
+over the test set (and the training set with eval_train); the grid, its
+runs in order, --jobs at a time. Trains no run. Runs side by side on one
+machine share its memory and caches, so each may be slower than timed
+here alone (README, Running grids of runs).
+"""
+
+import dataclasses
+import heapq
+import time
+
+import numpy as np
+
+from iwae_tf import data
+from iwae_tf import evaluate
+from iwae_tf import pipeline
+from iwae_tf import train
+
+# The fields that set what an epoch of training, a validation pass and the
+# final estimate cost. The objective costs the same either way (a mean or a
+# log-mean-exp over k): the estimate times the IWAE's.
+MODEL_COST = ('dataset', 'data_dir', 'stochastic_layers', 'latent_units',
+              'conditional', 'prior')
+TRAINING_COST = MODEL_COST + ('max_train_examples', 'n_samples',
+                              'estimator', 'batch_size', 'steps_per_call')
+EVALUATION_COST = MODEL_COST + ('eval_samples', 'eval_chunk_samples',
+                                'eval_block_samples', 'eval_batch_size',
+                                'eval_batches_per_call',
+                                'eval_calls_at_once')
+VALIDATION_IMAGES = 4000  # Timed of the validation bound (2 calls of 20 x 100).
+
+
+@dataclasses.dataclass
+class Rates:
+    """What a configuration does per second on this machine."""
+    train_examples: float  # Training examples (fused blocks).
+    validation_images: float  # Images of the validation bound (k = n_samples).
+    estimate_images: float  # Images of the k = eval_samples estimate.
+    pruned_estimate_images: float  # The same, with the pruned one in one pass.
+
+
+@dataclasses.dataclass
+class RunTime:
+    """A run's expected seconds, by part."""
+    epoch: float  # One epoch's training.
+    training: float  # Every epoch's.
+    validation: float  # Every validation pass.
+    evaluation: float  # The final estimate(s).
+
+    @property
+    def total(self):
+        return self.training + self.validation + self.evaluation
+
+
+def _cost_key(config, fields):
+    return tuple(getattr(config, name) for name in fields)
+
+
+def _seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def training_rate(config, dataset, steps):
+    """Training examples a second of config's fused block over `steps`
+    steps (after a first, compiling call), and the model it trained."""
+    model = train.make_model(config, dataset)
+    optimizer = train.make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    blocks = train.Blocks(model, optimizer, config, dataset, steps)
+    order = train.epoch_order(len(dataset.train), config.seed, 0)
+    batches = np.resize(order, ((steps + 1), config.batch_size))
+    blocks.run(batches[:1], 0)  # Compiles; one step.
+    seconds = _seconds(lambda: blocks.run(batches[1:], 1))
+    return steps * config.batch_size / seconds, model
+
+
+def validation_rate(model, config, dataset):
+    """Validation images a second of the bound each epoch ends with (its
+    second call: the first compiles)."""
+    evaluator = evaluate.Evaluator(model, seed=config.seed)
+    x = dataset.validation[:VALIDATION_IMAGES]
+    labels = dataset.validation_labels[:VALIDATION_IMAGES] \
+        if config.conditional else None
+
+    def bound():
+        evaluator.mean_bound(x, 'iwae_elbo', config.n_samples, labels=labels)
+    bound()
+    return len(x) / _seconds(bound)
+
+
+def estimate_rate(model, config, dataset, variants=1):
+    """Test images a second of the final estimate (k = eval_samples) of
+    `variants` models at once (2: plain and inactive units removed, in one
+    pass), over one round of its calls in flight, after a first call that
+    compiles."""
+    evaluator = evaluate.Evaluator(model, seed=config.seed)
+    sizes = pipeline.evaluation_sizes(config)
+    per_call = config.eval_batch_size * config.eval_batches_per_call
+    x = dataset.test[:per_call * config.eval_calls_at_once]
+    labels = dataset.test_labels[:len(x)] if config.conditional else None
+    masks = [np.ones(u, np.float32) for u in model.latent_units]
+
+    def estimate(x, labels, **changes):
+        evaluator.log_likelihoods(
+            x, [None] + [masks] * (variants - 1), config.eval_samples,
+            labels=labels, **dict(sizes, **changes))
+    # One call of the same shape as the round's.
+    estimate(x[:per_call], None if labels is None else labels[:per_call],
+             calls_at_once=1)
+    return len(x) / _seconds(lambda: estimate(x, labels))
+
+
+def validations(config):
+    """How many epochs of a run end with the validation bound."""
+    epochs, every = config.total_epochs, config.eval_every_epochs
+    return epochs // every + (epochs % every != 0)
+
+
+def run_time(config, sizes, rates, prune):
+    """A run's expected seconds from the rates of its configuration.
+
+    Args:
+        config: the run's Config.
+        sizes: dict of n_train, n_validation, n_test (its data's sizes).
+        rates: Rates.
+        prune: the test set is also estimated with inactive units removed.
+    """
+    steps = sizes['n_train'] // config.batch_size  # The remainder dropped.
+    epoch = steps * config.batch_size / rates.train_examples
+    test = rates.pruned_estimate_images if prune else rates.estimate_images
+    return RunTime(
+        epoch=epoch, training=epoch * config.total_epochs,
+        validation=validations(config) * sizes['n_validation'] /
+        rates.validation_images,
+        evaluation=sizes['n_test'] / test + (
+            sizes['n_train'] / rates.estimate_images if config.eval_train
+            else 0))
+
+
+def makespan(seconds, workers):
+    """The seconds until the last of runs taking `seconds` (in this order)
+    ends, each started on the first of `workers` to be free."""
+    free = [0.0] * max(1, workers)
+    for s in seconds:
+        heapq.heappush(free, heapq.heappop(free) + s)
+    return max(free)
+
+
+def measure(runs, dataset_of, steps, prune, log=print):
+    """The Rates of every configuration of runs (one timing per cost).
+
+    Args:
+        runs: sweep.Run list (those with a config).
+        dataset_of: run -> its data.Dataset.
+        steps: training steps timed per configuration.
+        prune: time the test set's estimate with the pruned one in one pass
+            (else Rates.pruned_estimate_images is nan).
+        log: function taking one line of text.
+
+    Returns:
+        {run name: (Rates, sizes dict), or the one-line error of a run
+        whose data or settings were refused}.
+    """
+    trained, estimated, out = {}, {}, {}
+    for run in runs:
+        try:
+            out[run.name] = _measure_run(run, dataset_of(run), steps, prune,
+                                         trained, estimated, log)
+        except (data.DataError, ValueError, OSError) as e:
+            out[run.name] = f'{type(e).__name__}: {e}'
+    return out
+
+
+def _measure_run(run, dataset, steps, prune, trained, estimated, log):
+    """measure's entry for one run; trained and estimated hold the timings
+    of the costs met so far (updated)."""
+    config = run.config
+    key = _cost_key(config, TRAINING_COST)
+    if key not in trained:
+        log(f'timing {run.name}: {steps} training steps, the validation '
+            'bound, the k-sample estimate')
+        rate, model = training_rate(config, dataset, steps)
+        trained[key] = (rate, validation_rate(model, config, dataset), model)
+    train_rate, valid_rate, model = trained[key]
+    key = _cost_key(config, EVALUATION_COST)
+    if key not in estimated:
+        estimated[key] = (estimate_rate(model, config, dataset),
+                          estimate_rate(model, config, dataset, 2)
+                          if prune else float('nan'))
+    return (Rates(train_rate, valid_rate, *estimated[key]),
+            dict(n_train=len(dataset.train),
+                 n_validation=len(dataset.validation),
+                 n_test=len(dataset.test)))
+
+
+def _duration(seconds):
+    minutes = int(round(seconds / 60))
+    if minutes >= 60:
+        return f'{minutes // 60}h{minutes % 60:02d}m'
+    return f'{seconds:.0f} s' if seconds < 60 else f'{minutes}m'
+
+
+def table(runs, measured, threads, workers, prune):
+    """The estimate as markdown lines: a row per run, then the grid."""
+    lines = [f'Expected times on this machine, {threads} TensorFlow '
+             f'thread(s) a run pinned to as many cores, each timed alone'
+             f'{"; the test set estimated plain and pruned" if prune else ""}'
+             ':', '',
+             '| run | epochs | train examples/s | an epoch | training | '
+             'validation | k-sample estimate | total |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
+    totals = []
+    for run in runs:
+        if isinstance(measured[run.name], str):  # Refused or not timed.
+            lines.append(f'| {run.name} | not timed: {measured[run.name]} '
+                         '| | | | | | |')
+            continue
+        rates, sizes = measured[run.name]
+        t = run_time(run.config, sizes, rates, prune)
+        totals.append(t.total)
+        lines.append(
+            f'| {run.name} | {run.config.total_epochs:,} | '
+            f'{rates.train_examples:,.0f} | {t.epoch:.1f} s | '
+            f'{_duration(t.training)} | {_duration(t.validation)} | '
+            f'{_duration(t.evaluation)} | {_duration(t.total)} |')
+    lines += ['', f'The grid: {len(totals)} runs timed, '
+              f'{_duration(sum(totals))} in all; {workers} at a time, in '
+              f'this order: about {_duration(makespan(totals, workers))}.']
+    return lines
