@@ -45,6 +45,19 @@ def write(path, text):
     return path
 
 
+def tiny_grid(folder, vae_flags):
+    """Writes tiny data and three flagfiles into folder: an IWAE (k=3), a
+    VAE with vae_flags, and one that Config refuses (--n_samples=0).
+    Returns them as --flagfiles' value."""
+    test_main.tiny_binarized_mnist(folder, n_train=200)
+    return ','.join([
+        write(os.path.join(folder, 'iwae.flags'),
+              '--objective=iwae_elbo\n--n_samples=3\n'),
+        write(os.path.join(folder, 'vae.flags'),
+              '--objective=vae_elbo\n' + vae_flags),
+        write(os.path.join(folder, 'bad.flags'), '--n_samples=0\n')])
+
+
 def workers_gone(timeout=60):
     """Waits until no Ray worker runs a run of the test's grid (Ray names
     a task's process after the run); they die with their driver."""
@@ -75,13 +88,7 @@ class SweepCommandTest(tf.test.TestCase):
 
     def test_grid_on_two_workers_killed_and_run_again(self):
         folder = self.get_temp_dir()
-        test_main.tiny_binarized_mnist(folder, n_train=200)
-        flagfiles = ','.join([
-            write(os.path.join(folder, 'iwae.flags'),
-                  '--objective=iwae_elbo\n--n_samples=3\n'),
-            write(os.path.join(folder, 'vae.flags'),
-                  '--objective=vae_elbo\n--n_samples=1\n'),
-            write(os.path.join(folder, 'bad.flags'), '--n_samples=0\n')])
+        flagfiles = tiny_grid(folder, '--n_samples=1\n')
         grid = ('--flagfiles', flagfiles, '--seeds', '1,2', '--data_dir',
                 folder, '--epochs', '2', '--batch_size', '10',
                 '--steps_per_call', '5', '--checkpoint_every_secs', '0',
@@ -316,13 +323,7 @@ class EstimateTest(tf.test.TestCase):
 
     def test_estimate_times_each_cost_once_and_runs_nothing(self):
         folder = self.get_temp_dir()
-        test_main.tiny_binarized_mnist(folder, n_train=200)
-        flagfiles = ','.join([
-            write(os.path.join(folder, 'iwae.flags'),
-                  '--objective=iwae_elbo\n--n_samples=3\n'),
-            write(os.path.join(folder, 'vae.flags'),
-                  '--objective=vae_elbo\n--n_samples=3\n--init=he_uniform\n'),
-            write(os.path.join(folder, 'bad.flags'), '--n_samples=0\n')])
+        flagfiles = tiny_grid(folder, '--n_samples=3\n--init=he_uniform\n')
         out = os.path.join(folder, 'out')
         code, stdout, err = sweep_command(
             '--flagfiles', flagfiles, '--seeds', '1,2', '--data_dir', folder,
