@@ -26,6 +26,7 @@ import numpy as np
 from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import pipeline
+from iwae_tf import sweep
 from iwae_tf import train
 
 # The fields that set what an epoch of training, a validation pass and the
@@ -207,13 +208,6 @@ def _measure_run(run, dataset, steps, prune, trained, estimated, log):
                  n_test=len(dataset.test)))
 
 
-def _duration(seconds):
-    minutes = int(round(seconds / 60))
-    if minutes >= 60:
-        return f'{minutes // 60}h{minutes % 60:02d}m'
-    return f'{seconds:.0f} s' if seconds < 60 else f'{minutes}m'
-
-
 def table(runs, measured, threads, workers, prune):
     """The estimate as markdown lines: a row per run, then the grid."""
     lines = [f'Expected times on this machine, {threads} TensorFlow '
@@ -235,9 +229,9 @@ def table(runs, measured, threads, workers, prune):
         lines.append(
             f'| {run.name} | {run.config.total_epochs:,} | '
             f'{rates.train_examples:,.0f} | {t.epoch:.1f} s | '
-            f'{_duration(t.training)} | {_duration(t.validation)} | '
-            f'{_duration(t.evaluation)} | {_duration(t.total)} |')
+            f'{sweep.duration(t.training)} | {sweep.duration(t.validation)} | '
+            f'{sweep.duration(t.evaluation)} | {sweep.duration(t.total)} |')
     lines += ['', f'The grid: {len(totals)} runs timed, '
-              f'{_duration(sum(totals))} in all; {workers} at a time, in '
-              f'this order: about {_duration(makespan(totals, workers))}.']
+              f'{sweep.duration(sum(totals))} in all; {workers} at a time, in '
+              f'this order: about {sweep.duration(makespan(totals, workers))}.']
     return lines

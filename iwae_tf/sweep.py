@@ -350,7 +350,8 @@ def logdir_of(out_dir, run):
     return os.path.join(out_dir, RUNS_DIR, run.name)
 
 
-def _duration(seconds):
+def duration(seconds):
+    """'1h05m' from an hour up, else '12m05s'."""
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
@@ -367,7 +368,7 @@ def _outcome(record):
         return f'{record["name"]}: FAILED: {record["error"]}'
     return (f'{record["name"]}: test log-likelihood '
             f'{record["test_log_likelihood"]:.2f}, active units '
-            f'{record["active_units"]}, {_duration(record["wall_time_s"])}')
+            f'{record["active_units"]}, {duration(record["wall_time_s"])}')
 
 
 def _time_left(wall_times, left, workers, elapsed, ended):
@@ -407,7 +408,7 @@ def _ledger_as_they_end(records, n_todo, path, done, failed, workers, log):
                          ended)
         log(f'[{ended}/{n_todo} done, {running} running, '
             f'{left - running} waiting] {_outcome(record)}'
-            + (f'; about {_duration(eta)} left' if left else ''))
+            + (f'; about {duration(eta)} left' if left else ''))
 
 
 def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
@@ -591,7 +592,7 @@ def write_summary(records, out_dir):
             lines.append(
                 f'| {row["name"]} | {row["test_log_likelihood"]:.2f} | '
                 f'{row["active_units"]} | {row["final_train_bound"]:.2f} | '
-                f'{_duration(row["wall_time_s"])} |')
+                f'{duration(row["wall_time_s"])} |')
         else:
             lines.append(f'| {row["name"]} | failed: {row["error"]} | | | |')
     groups = collections.defaultdict(list)
