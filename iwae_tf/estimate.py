@@ -6,15 +6,15 @@
 For each configuration of the grid with costs of its own (seeds, inits and
 learning rates cost the same), times what its runs spend their time on,
 with the TensorFlow threads each run of the grid gets (--threads_per_run,
-by default cores / --jobs): --estimate_steps training steps of the fused
-block, the validation bound on up to 4,000 validation images, and one
-round of the k-sample estimate's compiled calls (each timed after a first
-call that compiles it). A run then takes its epochs of training, the
-validation bound every eval_every_epochs epochs, and the final estimate
-over the test set (and the training set with eval_train); the grid, its
-runs in order, --jobs at a time. Trains no run. Runs side by side on one
-machine share its memory and caches, so each may be slower than timed
-here alone (README, Running grids of runs).
+by default cores / --jobs): calls of --estimate_steps training steps of
+the fused block for 2 seconds at the least, the validation bound on up to
+4,000 validation images, and one round of the k-sample estimate's compiled
+calls (each timed after a first call that compiles it). A run then takes
+its epochs of training, the validation bound every eval_every_epochs
+epochs, and the final estimate over the test set (and the training set
+with eval_train); the grid, its runs in order, --jobs at a time. Trains no
+run. Runs side by side on one machine share its memory and caches, so each
+may be slower than timed here alone (README, Running grids of runs).
 """
 
 import dataclasses
@@ -41,6 +41,7 @@ EVALUATION_COST = MODEL_COST + ('eval_samples', 'eval_chunk_samples',
                                 'eval_batches_per_call',
                                 'eval_calls_at_once')
 VALIDATION_IMAGES = 4000  # Timed of the validation bound (2 calls of 20 x 100).
+MIN_SECONDS = 2.0  # Of training timed at the least: the machine's speed drifts.
 
 
 @dataclasses.dataclass
@@ -75,9 +76,10 @@ def _seconds(fn):
     return time.perf_counter() - start
 
 
-def training_rate(config, dataset, steps):
-    """Training examples a second of config's fused block over `steps`
-    steps (after a first, compiling call), and the model it trained."""
+def training_rate(config, dataset, steps, min_seconds=MIN_SECONDS):
+    """Training examples a second of config's fused block: calls of `steps`
+    steps (after a first, compiling call) until min_seconds have passed.
+    Returns the rate and the model it trained."""
     model = train.make_model(config, dataset)
     optimizer = train.make_optimizer(config)
     optimizer.build(model.trainable_variables)
@@ -85,8 +87,11 @@ def training_rate(config, dataset, steps):
     order = train.epoch_order(len(dataset.train), config.seed, 0)
     batches = np.resize(order, ((steps + 1), config.batch_size))
     blocks.run(batches[:1], 0)  # Compiles; one step.
-    seconds = _seconds(lambda: blocks.run(batches[1:], 1))
-    return steps * config.batch_size / seconds, model
+    calls, seconds = 0, 0.0
+    while seconds < min_seconds:
+        seconds += _seconds(lambda: blocks.run(batches[1:], 1 + calls * steps))
+        calls += 1
+    return calls * steps * config.batch_size / seconds, model
 
 
 def validation_rate(model, config, dataset):

@@ -695,8 +695,9 @@ def _define_command_flags():
                       'runs get, and print (and write to OUT_DIR/'
                       'estimate.md) how long each run and the grid take at '
                       '--jobs at a time: no run starts.')
-    flags.DEFINE_integer('estimate_steps', 200, 'Training steps timed per '
-                         'configuration with --estimate.', lower_bound=1)
+    flags.DEFINE_integer('estimate_steps', 200, 'Training steps of each '
+                         'call timed with --estimate (calls go on for 2 s '
+                         'at the least).', lower_bound=1)
     flags.DEFINE_bool('summary_only', False, 'Write runs.md and runs.csv of '
                       'the grid from the ledger in --out_dir (every shard\'s '
                       'runs, merged) and exit: no run starts.')
