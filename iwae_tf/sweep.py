@@ -495,13 +495,13 @@ def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
     # a second core that a run beside another on it would not have.
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     from iwae_tf import estimate  # pylint: disable=g-import-not-at-top
+    os.makedirs(out_dir, exist_ok=True)  # Refused now, not after timing.
     mine = runs[shard[0]::shard[1]]
     measured = estimate.measure(
         [r for r in mine if not r.error],
         lambda r: _dataset(r.config, r.data_seed), steps, prune, log)
     measured.update({r.name: r.error for r in mine if r.error})
     lines = estimate.table(mine, measured, threads, workers or 1, prune)
-    os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, 'estimate.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     log('\n'.join(lines))
