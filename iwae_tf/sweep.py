@@ -439,7 +439,7 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
         ValueError: two runs share a name.
     """
     _check_names(runs)
-    os.makedirs(out_dir, exist_ok=True)
+    _make_out_dir(out_dir)
     path = os.path.join(out_dir, LEDGER)
     done = finished(path)
     if reuse_from:
@@ -495,7 +495,7 @@ def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
     # a second core that a run beside another on it would not have.
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     from iwae_tf import estimate  # pylint: disable=g-import-not-at-top
-    os.makedirs(out_dir, exist_ok=True)  # Refused now, not after timing.
+    _make_out_dir(out_dir)  # Refused now, not after the timings.
     mine = runs[shard[0]::shard[1]]
     measured = estimate.measure(
         [r for r in mine if not r.error],
@@ -506,6 +506,14 @@ def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
         f.write('\n'.join(lines) + '\n')
     log('\n'.join(lines))
     return lines
+
+
+def _make_out_dir(out_dir):
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise OSError(f'cannot make --out_dir {out_dir} ({e.strerror}): '
+                      'give a folder you can write') from None
 
 
 def _check_names(runs):

@@ -183,7 +183,11 @@ class SweepCommandTest(tf.test.TestCase):
         for args, expected in (
                 (('--out_dir', 'x'), 'either --flagfiles or --grid'),
                 (('--out_dir', 'x', '--grid', 'dreg', '--seeds', 'a'),
-                 'comma-separated list of integers')):
+                 'comma-separated list of integers'),
+                (('--out_dir', '/proc/no/such', '--grid', 'dreg', '--jobs',
+                  '1'), 'cannot make --out_dir /proc/no/such'),
+                (('--out_dir', '/proc/no/such', '--grid', 'dreg',
+                  '--estimate'), 'cannot make --out_dir /proc/no/such')):
             code, _, err = sweep_command(*args)
             self.assertNotEqual(code, 0, args)
             self.assertIn(expected, err, args)
