@@ -8,6 +8,7 @@ function of (seed, epoch) or (seed, step), so a run repeats exactly and a
 checkpoint needs only the weights, Adam's state and the step counter.
 """
 
+import collections
 import dataclasses
 import os
 import time
@@ -28,6 +29,7 @@ from iwae_tf.config import PAPER_EPOCHS
 from iwae_tf.config import PAPER_STAGES
 
 FIGURE_DIR = 'figures'
+PACE_EPOCHS = 20  # The epochs whose median time is the pace a run logs.
 
 
 def schedule(epoch, base_learning_rate=1e-3):
@@ -324,9 +326,10 @@ class EpochEnd:
             model, dataset.test, dataset.test_labels, seed=config.seed) \
             if config.figures else None
 
-    def __call__(self, epoch, bound, skipped):
+    def __call__(self, epoch, bound, skipped, pace=None):
         """After epoch (0-based), whose mean training bound was bound and
-        whose steps in skipped (1-based numbers) were left out."""
+        whose steps in skipped (1-based numbers) were left out; pace: the
+        seconds of an epoch lately (None before two epochs have ended)."""
         config, epochs = self.config, self.config.total_epochs
         stage, rate = schedule(epoch)[0], learning_rate(config, epoch)
         if skipped:
@@ -346,9 +349,11 @@ class EpochEnd:
                     config.n_samples, labels=self.dataset.validation_labels
                     if config.conditional else None)
                 tf.summary.scalar('validation/bound', validation)
+                left = '' if pace is None or epoch + 1 == epochs else \
+                    '; ' + time_left(pace, epochs - epoch - 1)
                 self.log(f'epoch {epoch + 1}/{epochs} stage {stage} lr '
                          f'{rate:.2e}: train bound {bound:.3f}, validation '
-                         f'bound {validation:.3f}')
+                         f'bound {validation:.3f}{left}')
             if self.monitor and monitor.is_figure_epoch(epoch + 1, epochs):
                 self._write_frame(epoch + 1)
         self.writer.flush()
@@ -368,6 +373,31 @@ class EpochEnd:
                 self.logdir, FIGURE_DIR, 'frames', 'epoch_*.png')))
             plots.animation(frames, os.path.join(self.logdir, FIGURE_DIR,
                                                  'training.gif'))
+
+
+def time_left(pace, epochs_left):
+    """'5.4 s an epoch, 4.9 h of training left' (minutes under an hour)."""
+    seconds = pace * epochs_left
+    left = (f'{seconds / 3600:.1f} h' if seconds >= 3600 else
+            f'{seconds / 60:.1f} min')
+    return f'{pace:.1f} s an epoch, {left} of training left'
+
+
+class _Pace:
+    """The seconds of an epoch lately: the median time between the last
+    PACE_EPOCHS epoch ends, the first end of a start (whose epoch compiled)
+    counting only as the start of the next."""
+
+    def __init__(self):
+        self.last_end, self.seconds = None, collections.deque(
+            maxlen=PACE_EPOCHS)
+
+    def add(self, end):
+        """Takes an epoch's end time; returns the pace, None at first."""
+        if self.last_end is not None:
+            self.seconds.append(end - self.last_end)
+        self.last_end = end
+        return float(np.median(self.seconds)) if self.seconds else None
 
 
 class _Rate:
@@ -483,6 +513,7 @@ class _Training:
                              min(config.steps_per_call, self.steps_per_epoch))
         self.epoch_end = EpochEnd(self.model, config, dataset, logdir, log)
         self.last_save, self.rate = time.time(), _Rate()
+        self.pace = _Pace()
         self.bounds = EpochBound(self.checkpoint.epoch_bound)
         if self.step % self.steps_per_epoch == 0 and self.bounds.count:
             # Saved at an epoch's end before it was closed (versions before
@@ -537,7 +568,8 @@ class _Training:
 
     def _end_epoch(self, epoch, skipped):
         """Summaries; checkpoints at stage ends and the last epoch."""
-        self.epoch_end(epoch, self.bounds.last_mean(), skipped)
+        self.epoch_end(epoch, self.bounds.last_mean(), skipped,
+                       self.pace.add(time.time()))
         if is_stage_end(epoch) or epoch + 1 == self.config.total_epochs:
             self.save()
         if is_stage_end(epoch) and self.config.keep_stage_checkpoints:

@@ -146,9 +146,33 @@ class ConfigTest(tf.test.TestCase):
 
 class TrainTest(tf.test.TestCase):
 
+    def test_pace_and_time_left(self):
+        pace = train._Pace()  # pylint: disable=protected-access
+        self.assertIsNone(pace.add(100.0))  # A start: its epoch compiled.
+        self.assertEqual(pace.add(110.0), 10.0)
+        self.assertEqual(pace.add(140.0), 20.0)  # Median of 10 and 30.
+        self.assertEqual(pace.add(150.0), 10.0)  # Of 10, 30, 10.
+        for end in range(151, 151 + train.PACE_EPOCHS):  # 1 s epochs.
+            pace.add(float(end))
+        self.assertEqual(pace.add(float(end + 1)), 1.0)  # The last 20 only.
+        self.assertEqual(train.time_left(5.4, 3270),
+                         '5.4 s an epoch, 4.9 h of training left')
+        self.assertEqual(train.time_left(2.0, 45),
+                         '2.0 s an epoch, 1.5 min of training left')
+
     def test_learns_and_checkpoints(self):
         logdir = self.get_temp_dir()
-        result = run(dataclasses.replace(SMALL, epochs=3), logdir)
+        lines = []
+        result = run(dataclasses.replace(SMALL, epochs=3,
+                                         eval_every_epochs=1), logdir,
+                     log=lines.append)
+        epochs = [line for line in lines if line.startswith('epoch ')]
+        self.assertLen(epochs, 3)
+        # The pace from the second epoch's end, the time left but the last.
+        self.assertNotIn('an epoch', epochs[0])
+        self.assertRegex(epochs[1], r'; \d+\.\d s an epoch, \d+\.\d min of '
+                         'training left$')
+        self.assertNotIn('an epoch', epochs[2])
         self.assertTrue(np.isfinite(result.final_train_bound))
         # Its first 2 epochs are the 2-epoch run's: the third improves on
         # their last.
