@@ -172,7 +172,7 @@ def measure(runs, dataset_of, steps, prune, log=print):
     Args:
         runs: sweep.Run list (those with a config).
         dataset_of: run -> its data.Dataset.
-        steps: training steps timed per configuration.
+        steps: training steps of each timed call (see training_rate).
         prune: time the test set's estimate with the pruned one in one pass
             (else Rates.pruned_estimate_images is nan).
         log: function taking one line of text.
@@ -197,8 +197,8 @@ def _measure_run(run, dataset, steps, prune, trained, estimated, log):
     config = run.config
     key = _cost_key(config, TRAINING_COST)
     if key not in trained:
-        log(f'timing {run.name}: {steps} training steps, the validation '
-            'bound, the k-sample estimate')
+        log(f'timing {run.name}: training ({steps} steps a call), the '
+            'validation bound, the k-sample estimate')
         rate, model = training_rate(config, dataset, steps)
         trained[key] = (rate, validation_rate(model, config, dataset), model)
     train_rate, valid_rate, model = trained[key]
