@@ -236,7 +236,8 @@ def table(runs, measured, threads, workers, prune):
             f'{rates.train_examples:,.0f} | {t.epoch:.1f} s | '
             f'{sweep.duration(t.training)} | {sweep.duration(t.validation)} | '
             f'{sweep.duration(t.evaluation)} | {sweep.duration(t.total)} |')
-    lines += ['', f'The grid: {len(totals)} runs timed, '
+    runs_timed = f'{len(totals)} run{"" if len(totals) == 1 else "s"}'
+    lines += ['', f'The grid: {runs_timed} timed, '
               f'{sweep.duration(sum(totals))} in all; {workers} at a time, in '
               f'this order: about {sweep.duration(makespan(totals, workers))}.']
     return lines
