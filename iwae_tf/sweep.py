@@ -24,8 +24,8 @@ array jobs (merge their runs.jsonl after, then --summary_only writes the
 whole grid's runs.md and runs.csv from it).
 
 --estimate starts no run: it times each configuration of the grid briefly
-on this machine and prints how long each run and the whole grid take
-(iwae_tf/estimate.py).
+on this machine, in the driver, and prints how long each run and the whole
+grid take (iwae_tf/estimate.py).
 
 The driver builds, checks and records the runs without TensorFlow: only a
 process that trains a run imports it (pipeline, in run_one), so on Ray the
