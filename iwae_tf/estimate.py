@@ -214,7 +214,8 @@ def _measure_run(run, dataset, steps, prune, trained, estimated, log):
 
 
 def table(runs, measured, threads, workers, prune):
-    """The estimate as markdown lines: a row per run, then the grid."""
+    """The estimate as markdown lines: a row per run, then the grid's time
+    with `workers` runs at a time (None: a cluster's, not known here)."""
     lines = [f'Expected times on this machine, {threads} TensorFlow '
              f'thread(s) a run pinned to as many cores, each timed alone'
              f'{"; the test set estimated plain and pruned" if prune else ""}'
@@ -237,7 +238,9 @@ def table(runs, measured, threads, workers, prune):
             f'{sweep.duration(t.training)} | {sweep.duration(t.validation)} | '
             f'{sweep.duration(t.evaluation)} | {sweep.duration(t.total)} |')
     runs_timed = f'{len(totals)} run{"" if len(totals) == 1 else "s"}'
+    at_once = (f'{workers} at a time, in this order: about '
+               f'{sweep.duration(makespan(totals, workers))}' if workers else
+               'the cluster\'s runs at a time: a share of that')
     lines += ['', f'The grid: {runs_timed} timed, '
-              f'{sweep.duration(sum(totals))} in all; {workers} at a time, in '
-              f'this order: about {sweep.duration(makespan(totals, workers))}.']
+              f'{sweep.duration(sum(totals))} in all; {at_once}.']
     return lines

@@ -501,7 +501,7 @@ def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
         [r for r in mine if not r.error],
         lambda r: _dataset(r.config, r.data_seed), steps, prune, log)
     measured.update({r.name: r.error for r in mine if r.error})
-    lines = estimate.table(mine, measured, threads, workers or 1, prune)
+    lines = estimate.table(mine, measured, threads, workers, prune)
     with open(os.path.join(out_dir, 'estimate.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     log('\n'.join(lines))

@@ -324,6 +324,15 @@ class EstimateTest(tf.test.TestCase):
         # 5 | 3, then 2 after the 3 (at 5), then 4 after either: 9.
         self.assertEqual(estimate.makespan([5, 3, 2, 4], 2), 9)
         self.assertEqual(estimate.makespan([5, 3, 2, 4], 8), 5)
+        runs = [sweep.make_run(n, epochs=2) for n in 'ab']
+        measured = {n: (estimate.Rates(10.0, 10.0, 1.0, 1.0),
+                        dict(n_train=100, n_validation=10, n_test=10))
+                    for n in 'ab'}  # 20 + 2 + 10 s a run.
+        self.assertEqual(estimate.table(runs, measured, 1, 2, False)[-1],
+                         'The grid: 2 runs timed, 1m04s in all; 2 at a time, '
+                         'in this order: about 0m32s.')
+        self.assertIn('the cluster\'s runs at a time',
+                      estimate.table(runs, measured, 1, None, False)[-1])
 
     def test_estimate_times_each_cost_once_and_runs_nothing(self):
         folder = self.get_temp_dir()
