@@ -13,8 +13,10 @@ calls (each timed after a first call that compiles it). A run then takes
 its epochs of training, the validation bound every eval_every_epochs
 epochs, and the final estimate over the test set (and the training set
 with eval_train); the grid, its runs in order, --jobs at a time. Trains no
-run. Runs side by side on one machine share its memory and caches, so each
-may be slower than timed here alone (README, Running grids of runs).
+run. Left out: what a run costs however short it is (starting, tracing and
+compiling its functions: seconds), and the figures. Runs side by side on
+one machine share its memory and caches, so each may be slower than timed
+here alone (README, Running grids of runs).
 """
 
 import dataclasses
