@@ -11,11 +11,12 @@ the fused block for 2 seconds at the least, the validation bound on up to
 4,000 validation images, and one round of the k-sample estimate's compiled
 calls (each timed after a first call that compiles it). A run then takes
 its epochs of training, the validation bound every eval_every_epochs
-epochs, and the final estimate over the test set (and the training set
-with eval_train); the grid, its runs in order, --jobs at a time. Trains no
-run. Left out: what a run costs however short it is (starting, tracing and
-compiling its functions: seconds), and the figures. Runs side by side on
-one machine share its memory and caches, so each may be slower than timed
+epochs, the final estimate over the test set (and the training set with
+eval_train), and tracing and compiling its functions (what their first
+calls took more than their work); the grid, its runs in order, --jobs at
+a time. Trains no run. Left out: starting a process (importing
+TensorFlow, reading the data) and the figures. Runs side by side on one
+machine share its memory and caches, so each may be slower than timed
 here alone (README, Running grids of runs).
 """
 
@@ -47,12 +48,16 @@ MIN_SECONDS = 2.0  # Of training timed at the least: the machine's speed drifts.
 
 
 @dataclasses.dataclass
-class Rates:
-    """What a configuration does per second on this machine."""
-    train_examples: float  # Training examples (fused blocks).
-    validation_images: float  # Images of the validation bound (k = n_samples).
-    estimate_images: float  # Images of the k = eval_samples estimate.
+class Timings:
+    """What a configuration does per second on this machine, and the
+    seconds its compiled functions take to trace and compile."""
+    train_examples: float  # Training examples a second (fused blocks).
+    validation_images: float  # Of the validation bound (k = n_samples).
+    estimate_images: float  # Of the k = eval_samples estimate.
     pruned_estimate_images: float  # The same, with the pruned one in one pass.
+    compiling: float = 0.0  # The training block's and the validation's.
+    estimate_compiling: float = 0.0
+    pruned_estimate_compiling: float = 0.0
 
 
 @dataclasses.dataclass
@@ -62,10 +67,12 @@ class RunTime:
     training: float  # Every epoch's.
     validation: float  # Every validation pass.
     evaluation: float  # The final estimate(s).
+    compiling: float  # Tracing and compiling its functions.
 
     @property
     def total(self):
-        return self.training + self.validation + self.evaluation
+        return (self.training + self.validation + self.evaluation +
+                self.compiling)
 
 
 def _cost_key(config, fields):
@@ -81,24 +88,24 @@ def _seconds(fn):
 def training_rate(config, dataset, steps, min_seconds=MIN_SECONDS):
     """Training examples a second of config's fused block: calls of `steps`
     steps (after a first, compiling call) until min_seconds have passed.
-    Returns the rate and the model it trained."""
+    Returns the rate, the first call's seconds and the model it trained."""
     model = train.make_model(config, dataset)
     optimizer = train.make_optimizer(config)
     optimizer.build(model.trainable_variables)
     blocks = train.Blocks(model, optimizer, config, dataset, steps)
     order = train.epoch_order(len(dataset.train), config.seed, 0)
     batches = np.resize(order, ((steps + 1), config.batch_size))
-    blocks.run(batches[:1], 0)  # Compiles; one step.
+    compiling = _seconds(lambda: blocks.run(batches[:1], 0))  # One step.
     calls, seconds = 0, 0.0
     while seconds < min_seconds:
         seconds += _seconds(lambda: blocks.run(batches[1:], 1 + calls * steps))
         calls += 1
-    return calls * steps * config.batch_size / seconds, model
+    return calls * steps * config.batch_size / seconds, compiling, model
 
 
 def validation_rate(model, config, dataset):
     """Validation images a second of the bound each epoch ends with (its
-    second call: the first compiles)."""
+    second call), and the seconds the first call took more (compiling)."""
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     x = dataset.validation[:VALIDATION_IMAGES]
     labels = dataset.validation_labels[:VALIDATION_IMAGES] \
@@ -106,15 +113,15 @@ def validation_rate(model, config, dataset):
 
     def bound():
         evaluator.mean_bound(x, 'iwae_elbo', config.n_samples, labels=labels)
-    bound()
-    return len(x) / _seconds(bound)
+    first, second = _seconds(bound), _seconds(bound)
+    return len(x) / second, max(0.0, first - second)
 
 
 def estimate_rate(model, config, dataset, variants=1):
     """Test images a second of the final estimate (k = eval_samples) of
     `variants` models at once (2: plain and inactive units removed, in one
     pass), over one round of its calls in flight, after a first call that
-    compiles."""
+    compiles; and the seconds that call took more than its images."""
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     sizes = pipeline.evaluation_sizes(config)
     per_call = config.eval_batch_size * config.eval_batches_per_call
@@ -127,9 +134,11 @@ def estimate_rate(model, config, dataset, variants=1):
             x, [None] + [masks] * (variants - 1), config.eval_samples,
             labels=labels, **dict(sizes, **changes))
     # One call of the same shape as the round's.
-    estimate(x[:per_call], None if labels is None else labels[:per_call],
-             calls_at_once=1)
-    return len(x) / _seconds(lambda: estimate(x, labels))
+    first = _seconds(lambda: estimate(
+        x[:per_call], None if labels is None else labels[:per_call],
+        calls_at_once=1))
+    rate = len(x) / _seconds(lambda: estimate(x, labels))
+    return rate, max(0.0, first - min(per_call, len(x)) / rate)
 
 
 def validations(config):
@@ -138,25 +147,32 @@ def validations(config):
     return epochs // every + (epochs % every != 0)
 
 
-def run_time(config, sizes, rates, prune):
-    """A run's expected seconds from the rates of its configuration.
+def run_time(config, sizes, timings, prune):
+    """A run's expected seconds from the timings of its configuration.
 
     Args:
         config: the run's Config.
         sizes: dict of n_train, n_validation, n_test (its data's sizes).
-        rates: Rates.
+        timings: Timings.
         prune: the test set is also estimated with inactive units removed.
     """
+    t = timings
     steps = sizes['n_train'] // config.batch_size  # The remainder dropped.
-    epoch = steps * config.batch_size / rates.train_examples
-    test = rates.pruned_estimate_images if prune else rates.estimate_images
+    epoch = steps * config.batch_size / t.train_examples
+    # The test set's estimate, then the training set's (plain) if asked.
+    test_rate, compiling = ((t.pruned_estimate_images,
+                             t.pruned_estimate_compiling) if prune else
+                            (t.estimate_images, t.estimate_compiling))
+    if config.eval_train and prune:
+        compiling += t.estimate_compiling
     return RunTime(
         epoch=epoch, training=epoch * config.total_epochs,
         validation=validations(config) * sizes['n_validation'] /
-        rates.validation_images,
-        evaluation=sizes['n_test'] / test + (
-            sizes['n_train'] / rates.estimate_images if config.eval_train
-            else 0))
+        t.validation_images,
+        evaluation=sizes['n_test'] / test_rate + (
+            sizes['n_train'] / t.estimate_images if config.eval_train
+            else 0),
+        compiling=t.compiling + compiling)
 
 
 def makespan(seconds, workers):
@@ -169,18 +185,18 @@ def makespan(seconds, workers):
 
 
 def measure(runs, dataset_of, steps, prune, log=print):
-    """The Rates of every configuration of runs (one timing per cost).
+    """The Timings of every configuration of runs (one per cost).
 
     Args:
         runs: sweep.Run list (those with a config).
         dataset_of: run -> its data.Dataset.
         steps: training steps of each timed call (see training_rate).
         prune: time the test set's estimate with the pruned one in one pass
-            (else Rates.pruned_estimate_images is nan).
+            (else Timings.pruned_estimate_images is nan).
         log: function taking one line of text.
 
     Returns:
-        {run name: (Rates, sizes dict), or the one-line error of a run
+        {run name: (Timings, sizes dict), or the one-line error of a run
         whose data or settings were refused}.
     """
     trained, estimated, out = {}, {}, {}
@@ -201,15 +217,18 @@ def _measure_run(run, dataset, steps, prune, trained, estimated, log):
     if key not in trained:
         log(f'timing {run.name}: training ({steps} steps a call), the '
             'validation bound, the k-sample estimate')
-        rate, model = training_rate(config, dataset, steps)
-        trained[key] = (rate, validation_rate(model, config, dataset), model)
-    train_rate, valid_rate, model = trained[key]
+        rate, compiling, model = training_rate(config, dataset, steps)
+        valid_rate, valid_compiling = validation_rate(model, config, dataset)
+        trained[key] = (rate, valid_rate, compiling + valid_compiling, model)
+    train_rate, valid_rate, compiling, model = trained[key]
     key = _cost_key(config, EVALUATION_COST)
     if key not in estimated:
         estimated[key] = (estimate_rate(model, config, dataset),
                           estimate_rate(model, config, dataset, 2)
-                          if prune else float('nan'))
-    return (Rates(train_rate, valid_rate, *estimated[key]),
+                          if prune else (float('nan'), 0.0))
+    (plain, plain_compiling), (pruned, pruned_compiling) = estimated[key]
+    return (Timings(train_rate, valid_rate, plain, pruned, compiling,
+                    plain_compiling, pruned_compiling),
             dict(n_train=len(dataset.train),
                  n_validation=len(dataset.validation),
                  n_test=len(dataset.test)))
@@ -223,22 +242,23 @@ def table(runs, measured, threads, workers, prune):
              f'{"; the test set estimated plain and pruned" if prune else ""}'
              ':', '',
              '| run | epochs | train examples/s | an epoch | training | '
-             'validation | k-sample estimate | total |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|']
+             'validation | k-sample estimate | compiling | total |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     totals = []
     for run in runs:
         if isinstance(measured[run.name], str):  # Refused or not timed.
             lines.append(f'| {run.name} | not timed: {measured[run.name]} '
-                         '| | | | | | |')
+                         '| | | | | | | |')
             continue
-        rates, sizes = measured[run.name]
-        t = run_time(run.config, sizes, rates, prune)
+        timings, sizes = measured[run.name]
+        t = run_time(run.config, sizes, timings, prune)
         totals.append(t.total)
         lines.append(
             f'| {run.name} | {run.config.total_epochs:,} | '
-            f'{rates.train_examples:,.0f} | {t.epoch:.1f} s | '
+            f'{timings.train_examples:,.0f} | {t.epoch:.1f} s | '
             f'{sweep.duration(t.training)} | {sweep.duration(t.validation)} | '
-            f'{sweep.duration(t.evaluation)} | {sweep.duration(t.total)} |')
+            f'{sweep.duration(t.evaluation)} | {t.compiling:.1f} s | '
+            f'{sweep.duration(t.total)} |')
     runs_timed = f'{len(totals)} run{"" if len(totals) == 1 else "s"}'
     at_once = (f'{workers} at a time, in this order: about '
                f'{sweep.duration(makespan(totals, workers))}' if workers else

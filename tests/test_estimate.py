@@ -17,19 +17,24 @@ class EstimateTest(tf.test.TestCase):
     def test_run_time_is_the_runs_work_at_the_timed_rates(self):
         config = Config(epochs=3, eval_every_epochs=2, batch_size=20,
                         eval_train=True)
-        rates = estimate.Rates(train_examples=100.0, validation_images=50.0,
-                               estimate_images=4.0,
-                               pruned_estimate_images=2.0)
+        timings = estimate.Timings(
+            train_examples=100.0, validation_images=50.0,
+            estimate_images=4.0, pruned_estimate_images=2.0, compiling=3.0,
+            estimate_compiling=1.0, pruned_estimate_compiling=2.0)
         sizes = dict(n_train=1010, n_validation=200, n_test=30)
-        t = estimate.run_time(config, sizes, rates, prune=True)
+        t = estimate.run_time(config, sizes, timings, prune=True)
         self.assertEqual(t.epoch, 10.0)  # 50 steps of 20: 10 dropped.
         self.assertEqual(t.training, 30.0)
         self.assertEqual(t.validation, 8.0)  # Epochs 2 and 3 (the last).
         self.assertEqual(t.evaluation, 30 / 2.0 + 1010 / 4.0)
-        self.assertEqual(t.total, 30.0 + 8.0 + 15.0 + 252.5)
+        # Training and validation, the pruned test estimate, the plain
+        # training-set one.
+        self.assertEqual(t.compiling, 3.0 + 2.0 + 1.0)
+        self.assertEqual(t.total, 30.0 + 8.0 + 15.0 + 252.5 + 6.0)
         plain = estimate.run_time(config.replace(eval_train=False), sizes,
-                                  rates, prune=False)
+                                  timings, prune=False)
         self.assertEqual(plain.evaluation, 30 / 4.0)
+        self.assertEqual(plain.compiling, 3.0 + 1.0)
         self.assertEqual(estimate.validations(Config(eval_every_epochs=10)),
                          328)  # Every 10th of the paper's 3,280 epochs.
 
@@ -39,12 +44,12 @@ class EstimateTest(tf.test.TestCase):
         self.assertEqual(estimate.makespan([5, 3, 2, 4], 2), 9)
         self.assertEqual(estimate.makespan([5, 3, 2, 4], 8), 5)
         runs = [sweep.make_run(n, epochs=2) for n in 'ab']
-        measured = {n: (estimate.Rates(10.0, 10.0, 1.0, 1.0),
+        measured = {n: (estimate.Timings(10.0, 10.0, 1.0, 1.0, 3.0, 1.0),
                         dict(n_train=100, n_validation=10, n_test=10))
-                    for n in 'ab'}  # 20 + 2 + 10 s a run.
+                    for n in 'ab'}  # 20 + 2 + 10 + 4 s a run.
         self.assertEqual(estimate.table(runs, measured, 1, 2, False)[-1],
-                         'The grid: 2 runs timed, 1m04s in all; 2 at a time, '
-                         'in this order: about 0m32s.')
+                         'The grid: 2 runs timed, 1m12s in all; 2 at a time, '
+                         'in this order: about 0m36s.')
         self.assertIn('the cluster\'s runs at a time',
                       estimate.table(runs, measured, 1, None, False)[-1])
 
