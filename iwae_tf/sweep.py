@@ -479,10 +479,11 @@ def run_grid(runs, out_dir, jobs=None, threads_per_run=None,
 def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
                   threads_per_run=None, ray_address=None, shard=(0, 1),
                   log=print, **unused):
-    """Times each configuration of this shard's runs in this process (with
-    the TensorFlow threads a run of the grid gets) and writes
-    OUT_DIR/estimate.md: each run's expected time and the grid's, run_grid's
-    jobs at a time (see iwae_tf.estimate). Starts no run.
+    """Times each configuration of this shard's runs that the ledger in
+    out_dir does not hold as done, in this process (with the TensorFlow
+    threads a run of the grid gets), and writes OUT_DIR/estimate.md: each
+    run's expected time and the time of the runs left, run_grid's jobs at a
+    time (see iwae_tf.estimate). Starts no run.
 
     Returns:
         the lines written.
@@ -497,11 +498,16 @@ def estimate_grid(runs, out_dir, steps, prune=False, jobs=None,
     from iwae_tf import estimate  # pylint: disable=g-import-not-at-top
     _make_out_dir(out_dir)  # Refused now, not after the timings.
     mine = runs[shard[0]::shard[1]]
+    done = finished(os.path.join(out_dir, LEDGER))
+    left = [r for r in mine if record_key(r.settings(), r.name) not in done]
+    if len(left) < len(mine):
+        log(f'{len(mine) - len(left)} of the {len(mine)} runs are done (the '
+            f'ledger in {out_dir}): the estimate is of the {len(left)} left')
     measured = estimate.measure(
-        [r for r in mine if not r.error],
+        [r for r in left if not r.error],
         lambda r: _dataset(r.config, r.data_seed), steps, prune, log)
-    measured.update({r.name: r.error for r in mine if r.error})
-    lines = estimate.table(mine, measured, threads, workers, prune)
+    measured.update({r.name: r.error for r in left if r.error})
+    lines = estimate.table(left, measured, threads, workers, prune)
     with open(os.path.join(out_dir, 'estimate.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     log('\n'.join(lines))
@@ -701,8 +707,8 @@ def _define_command_flags():
     flags.DEFINE_bool('estimate', False, 'Time each configuration of the '
                       'grid briefly on this machine, with the threads its '
                       'runs get, and print (and write to OUT_DIR/'
-                      'estimate.md) how long each run and the grid take at '
-                      '--jobs at a time: no run starts.')
+                      'estimate.md) how long each run not yet done and all '
+                      'of them take at --jobs at a time: no run starts.')
     flags.DEFINE_integer('estimate_steps', 200, 'Training steps of each '
                          'call timed with --estimate (calls go on for 2 s '
                          'at the least).', lower_bound=1)

@@ -57,8 +57,18 @@ class EstimateTest(tf.test.TestCase):
         folder = self.get_temp_dir()
         flagfiles = test_sweep.tiny_grid(folder, '--n_samples=3\n--init=he_uniform\n')
         out = os.path.join(folder, 'out')
+        # A run the ledger holds as done is not estimated.
+        done, = sweep.flagfile_runs(
+            [os.path.join(folder, 'iwae.flags')], seeds=[3],
+            overrides=dict(data_dir=folder, epochs=4, batch_size=10,
+                           eval_samples=20, eval_batch_size=5,
+                           eval_batches_per_call=2, figures=False),
+            data_seed=Config().seed)
+        os.makedirs(out)
+        sweep.append_record(os.path.join(out, sweep.LEDGER), dict(
+            name=done.name, settings=done.settings(), status='done'))
         code, stdout, err = test_sweep.sweep_command(
-            '--flagfiles', flagfiles, '--seeds', '1,2', '--data_dir', folder,
+            '--flagfiles', flagfiles, '--seeds', '1,2,3', '--data_dir', folder,
             '--epochs', '4', '--batch_size', '10', '--eval_samples', '20',
             '--eval_batch_size', '5', '--eval_batches_per_call', '2',
             '--nofigures', '--out_dir', out, '--jobs', '2', '--estimate',
@@ -66,9 +76,11 @@ class EstimateTest(tf.test.TestCase):
         self.assertEqual(code, 0, err)
         # The VAE and the IWAE of one k cost the same, as do seeds.
         self.assertEqual(stdout.count('timing '), 1, stdout)
+        self.assertIn('1 of the 7 runs are done', stdout)
         rows = [line for line in stdout.splitlines()
                 if line.startswith('| ') and '_seed' in line]
-        self.assertLen(rows, 4)
+        self.assertLen(rows, 5)  # 2 configurations x 3 seeds, 1 done.
+        self.assertNotIn(f'| {done.name} |', stdout)
         for row in rows:
             cells = [c.strip() for c in row.strip('|').split('|')]
             self.assertEqual(cells[1], '4')  # Epochs.
@@ -76,8 +88,9 @@ class EstimateTest(tf.test.TestCase):
         self.assertEqual(len({r.split('|', 2)[2] for r in rows}), 1)
         self.assertIn('| bad | not timed: ', stdout)
         self.assertIn('n_samples', stdout.split('| bad |')[1])
-        self.assertIn('The grid: 4 runs timed', stdout)
+        self.assertIn('The grid: 5 runs timed', stdout)
         self.assertIn('2 at a time', stdout)
         with open(os.path.join(out, 'estimate.md')) as f:
             self.assertIn(rows[0], f.read())
-        self.assertEqual(os.listdir(out), ['estimate.md'])  # No run.
+        self.assertEqual(sorted(os.listdir(out)),  # No run.
+                         ['estimate.md', sweep.LEDGER])
