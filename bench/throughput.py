@@ -41,6 +41,7 @@ os.environ['XLA_FLAGS'] = ' '.join(filter(None, [
     os.environ.get('XLA_FLAGS'), '--xla_cpu_enable_xprof_traceme=true']))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app
@@ -335,9 +336,9 @@ def step_costs(dataset, peak, layers, k, steps=100):
     whole step, the bound and its gradients, the bound alone, Adam alone,
     the step's normal draws, its matmuls (forward, input gradients and
     weight gradients of every kernel, at the step's shapes, the rest of the
-    step left out), and the whole step with tf.math.log_sigmoid
-    for the pixel densities instead of models.log_sigmoid; each a loop of
-    steps in one XLA call."""
+    step left out), and the whole step as it was before models.affine and
+    summed_log_sigmoid: keras.layers.Dense (each bias gradient summed on
+    its own) and a log per pixel; each a loop of steps in one XLA call."""
     tf.get_logger().setLevel('ERROR')  # Each part is traced on purpose.
     config = Config(stochastic_layers=layers, n_samples=k)
     xs = tf.constant(dataset.train[:steps * BATCH].reshape(steps, BATCH, -1))
@@ -401,13 +402,16 @@ def step_costs(dataset, peak, layers, k, steps=100):
     model, timed = parts()
     timed = [(name, looped(body)) for name, body in timed]
     matmul_flops = 3 * 2 * forward_macs(model, k) * BATCH  # Per step.
-    own = models.log_sigmoid
-    models.log_sigmoid = tf.math.log_sigmoid  # Read when traced.
+    own = models.Dense.call, models.Bernoulli.summed_log_prob
+    # Read when traced.
+    models.Dense.call = keras.layers.Dense.call
+    models.Bernoulli.summed_log_prob = (
+        lambda self, x: models.sum_over_pixels(self.log_prob(x)))
     try:
-        timed.append(('whole step, tf.math.log_sigmoid',
+        timed.append(('whole step, keras Dense, log per pixel',
                       looped(parts()[1][0][1])))
     finally:
-        models.log_sigmoid = own
+        models.Dense.call, models.Bernoulli.summed_log_prob = own
     print(f'\nparts of a training step, {layers} layer(s), k={k}:')
     # Best of 5, the parts taken in turn: the machine's drift meets each
     # part alike, and the difference of two parts means something.

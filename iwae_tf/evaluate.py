@@ -192,7 +192,7 @@ class Evaluator:
                         self.model.log_weights(
                             x, block_samples, seed,
                             masks if is_masked else None, y,
-                            grouped_pixels=True, noise=[n[j] for n in noise]),
+                            noise=[n[j] for n in noise]),
                         0) for masks, is_masked in zip(mask_sets, masked)])
                     running = tf.reduce_logsumexp(tf.stack([running, block]),
                                                   0)
@@ -289,8 +289,7 @@ class Evaluator:
         @tf.function(jit_compile=True)
         def chunk(x, c):
             return self.model.log_weights(x, chunk_samples,
-                                          self._chunk_seed(0, c), masks,
-                                          grouped_pixels=True)
+                                          self._chunk_seed(0, c), masks)
         x = tf.constant(x, tf.float32)
         return np.concatenate([chunk(x, tf.constant(c)).numpy()
                                for c in range(n_samples // chunk_samples)])

@@ -60,9 +60,48 @@ class _InitSeeds:
                                                   **self._config)
 
 
+@tf.custom_gradient
+def affine(rows, kernel, bias):
+    """rows @ kernel + bias, whose bias gradient comes out of the kernel's.
+
+    The bias gradient is the upstream gradient summed over the rows. Summed
+    on its own, XLA's CPU backend makes it a tree reduction (reduce-window)
+    of 0.6 ms per k=50 step for the 784 logits; here it is one more row of
+    the kernel's gradient product, [rows | 1]^T @ upstream, nearly free.
+    k=50 trained 2,430-2,474 examples/s against 2,329-2,362 for
+    keras.layers.Dense (bench/HISTORY.md). The same forward pass; the
+    gradients' sums run in another order.
+
+    Args:
+        rows: float Tensor [n, d].
+        kernel: float Tensor [d, u].
+        bias: float Tensor [u].
+
+    Returns:
+        float Tensor [n, u].
+    """
+    def grad(upstream):  # [n, u]
+        ones = tf.ones_like(rows[:, :1])
+        kernel_and_bias = tf.matmul(tf.concat([rows, ones], 1), upstream,
+                                    transpose_a=True)  # [d + 1, u]
+        return (tf.matmul(upstream, kernel, transpose_b=True),
+                kernel_and_bias[:-1], kernel_and_bias[-1])
+    return tf.matmul(rows, kernel) + bias, grad
+
+
+class Dense(keras.layers.Dense):
+    """keras.layers.Dense (with a bias) computed by affine: the same values,
+    a cheaper gradient."""
+
+    def call(self, inputs, training=None):
+        outputs = _unrows(affine(_rows(inputs), tf.convert_to_tensor(
+            self.kernel), tf.convert_to_tensor(self.bias)), inputs)
+        return self.activation(outputs)
+
+
 def _mlp(hidden_units, seeds, name):
-    """tanh Dense layers; returns a list of keras.layers.Dense."""
-    return [keras.layers.Dense(units, activation='tanh',
+    """tanh Dense layers; returns a list of Dense."""
+    return [Dense(units, activation='tanh',
                                kernel_initializer=seeds.kernel(),
                                name=f'{name}_hidden{i}')
             for i, units in enumerate(hidden_units)]
@@ -85,9 +124,9 @@ class GaussianLayer(keras.layers.Layer):
     def __init__(self, hidden_units, latent_units, seeds, **kwargs):
         super().__init__(**kwargs)
         self.hidden = _mlp(hidden_units, seeds, self.name)
-        self.mean = keras.layers.Dense(latent_units, name=f'{self.name}_mean',
+        self.mean = Dense(latent_units, name=f'{self.name}_mean',
                                        kernel_initializer=seeds.kernel())
-        self.log_sigma = keras.layers.Dense(
+        self.log_sigma = Dense(
             latent_units, name=f'{self.name}_log_sigma',
             kernel_initializer=seeds.kernel())
 
@@ -108,7 +147,7 @@ class BernoulliLayer(keras.layers.Layer):
         self.hidden = _mlp(hidden_units, seeds, self.name)
         bias = (keras.initializers.Zeros() if output_bias is None else
                 keras.initializers.Constant(output_bias))
-        self.logits = keras.layers.Dense(n_pixels, name=f'{self.name}_logits',
+        self.logits = Dense(n_pixels, name=f'{self.name}_logits',
                                          kernel_initializer=seeds.kernel(),
                                          bias_initializer=bias)
 
@@ -130,15 +169,20 @@ class ConditionalPrior(keras.layers.Layer):
 
     def __init__(self, latent_units, **kwargs):
         super().__init__(**kwargs)
-        self.mean = keras.layers.Dense(latent_units, name=f'{self.name}_mean',
+        self.mean = Dense(latent_units, name=f'{self.name}_mean',
                                        kernel_initializer='zeros')
-        self.log_sigma = keras.layers.Dense(
+        self.log_sigma = Dense(
             latent_units, name=f'{self.name}_log_sigma',
             kernel_initializer='zeros')
 
     def call(self, y):
         """y float [batch, n_classes] -> (mean, sigma) [batch, units]."""
         return self.mean(y), tf.exp(self.log_sigma(y))
+
+
+def _log_sigmoid_gradient(z, e):
+    """d/dz log sigmoid(z) = sigmoid(-z), from e = exp(-|z|)."""
+    return tf.where(z >= 0, e, 1.0) / (1.0 + e)
 
 
 @tf.custom_gradient
@@ -148,8 +192,7 @@ def log_sigmoid(z):
 
     tf.math.log_sigmoid evaluates its gradient with a second exp; this one
     reuses the forward pass's. Values agree with tf.math.log_sigmoid to 1
-    ulp, gradients to 1.2e-7. bench/throughput.py --step_parts times a
-    training step with each.
+    ulp, gradients to 1.2e-7.
 
     Args:
         z: float Tensor.
@@ -160,8 +203,40 @@ def log_sigmoid(z):
     e = tf.exp(-tf.abs(z))
 
     def grad(upstream):
-        return upstream * tf.where(z >= 0, e, 1.0) / (1.0 + e)
+        return upstream * _log_sigmoid_gradient(z, e)
     return tf.minimum(z, 0.0) - tf.math.log1p(e), grad
+
+
+@tf.custom_gradient
+def summed_log_sigmoid(z):
+    """sum over the last axis of log sigmoid(z), with one log per
+    PIXEL_GROUP terms instead of one per term.
+
+    log sigmoid(z) = min(z, 0) - log(1 + exp(-|z|)), and the factors
+    1 + exp(-|z|) lie in (1, 2], so PIXEL_GROUP of them multiply to at most
+    2**16 before one log. XLA's log1p is this package's costliest
+    elementwise operation on CPU. Both sums run across the groups first
+    (_across_groups): the k=5000 evaluation's pixel densities take 3.4-3.6
+    ms per image, against 7.5 with a log1p per term and 5.6 with both sums
+    along the last axis (bench/throughput.py --profile). Equal to the sum
+    of the terms within float32 rounding (the product of a group is off by
+    at most 16 roundings, relatively, where a sum of terms rounds at every
+    one of its 784 additions). The gradient is log_sigmoid's, from the
+    same exponentials (autodiff would go through the products).
+
+    Args:
+        z: float Tensor [..., n].
+
+    Returns:
+        float Tensor [...].
+    """
+    e = tf.exp(-tf.abs(z))
+    products = _across_groups(tf.reduce_prod, 1.0 + e)
+    mins = _across_groups(tf.reduce_sum, tf.minimum(z, 0.0))
+
+    def grad(upstream):  # [...]
+        return upstream[..., None] * _log_sigmoid_gradient(z, e)
+    return tf.reduce_sum(mins - tf.math.log(products), -1), grad
 
 
 class Bernoulli(tfd.Bernoulli):
@@ -180,33 +255,15 @@ class Bernoulli(tfd.Bernoulli):
         return log_sigmoid((2 * event - 1) * logits)
 
     def summed_log_prob(self, event):
-        """log_prob(event) summed over the last axis (the pixels), with one
-        log per PIXEL_GROUP pixels instead of one per pixel.
-
-        log sigmoid(z) = min(z, 0) - log(1 + exp(-|z|)), and the factors
-        1 + exp(-|z|) lie in (1, 2], so PIXEL_GROUP of them multiply to at
-        most 2**16 before one log. XLA's log1p is this package's costliest
-        elementwise operation on CPU. Both sums run across the groups
-        first (_across_groups): the k=5000 evaluation's pixel densities
-        take 3.4-3.6 ms per image, against 7.5 with a log1p per pixel and
-        5.6 with both sums along the pixels (bench/throughput.py
-        --profile).
-        Equal to the per-pixel sum within float32 rounding (the product of
-        a group is off by at most 16 roundings, relatively, where the
-        per-pixel sum rounds at every one of its 784 additions); no custom
-        gradient, so training sums the per-pixel log_prob (sum_over_pixels),
-        whose gradient reuses its exponentials.
+        """log_prob(event) summed over the last axis (the pixels), by
+        summed_log_sigmoid: one log per PIXEL_GROUP pixels.
 
         Returns:
             float Tensor: the batch shape without its last axis.
         """
         logits = self._logits_parameter_no_checks()
         event = tf.cast(event, logits.dtype)
-        products = _across_groups(tf.reduce_prod,
-                                  1.0 + tf.exp(-tf.abs(logits)))  # |z| = |l|.
-        mins = _across_groups(tf.reduce_sum,
-                              tf.minimum((2 * event - 1) * logits, 0.0))
-        return tf.reduce_sum(mins - tf.math.log(products), -1)
+        return summed_log_sigmoid((2 * event - 1) * logits)
 
 
 def _across_groups(reduce, terms):
@@ -521,18 +578,13 @@ class IWAEModel(keras.Model):
         """
         return self._walk_q(x, lambda l, q: latents[l], unit_masks, y)[1]
 
-    def log_joint(self, x, latents, unit_masks=None, y=None,
-                  grouped_pixels=False):
+    def log_joint(self, x, latents, unit_masks=None, y=None):
         """log p(x, h) = log p(h_top) + sum_l log p(h_l|h_{l+1}) + log p(x|h1).
 
         Args:
             x: float Tensor [batch, n_pixels] of 0/1.
             latents: list of float Tensors [..., batch, units] (or [..., 1,
                 units], broadcast over the batch).
-            grouped_pixels: log p(x|h1) by Bernoulli.summed_log_prob (one
-                log per group of pixels: the evaluation's); else the sum
-                of the per-pixel log-densities (training's, whose gradient
-                reuses the forward pass's exponentials).
 
         Returns:
             float Tensor [..., batch].
@@ -544,20 +596,19 @@ class IWAEModel(keras.Model):
                 self.p_given_above(l, latents[l], y).log_prob(latents[l - 1]),
                 masks[l - 1])
         pixels = self.p_given_above(0, latents[0], y)
-        return log_p + (pixels.summed_log_prob(x) if grouped_pixels else
-                        sum_over_pixels(pixels.log_prob(x)))
+        return log_p + pixels.summed_log_prob(x)
 
     def log_weights(self, x, n_samples, seed, unit_masks=None, y=None,
-                    grouped_pixels=False, noise=None):
+                    noise=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x).
 
         The same as log_weights_and_latents(...)[0]; see there.
         """
         return self.log_weights_and_latents(x, n_samples, seed, unit_masks,
-                                            y, grouped_pixels, noise)[0]
+                                            y, noise)[0]
 
     def log_weights_and_latents(self, x, n_samples, seed, unit_masks=None,
-                                y=None, grouped_pixels=False, noise=None):
+                                y=None, noise=None):
         """log w = log p(x, h) - log q(h | x) for n_samples draws h ~ q(h | x),
         and the draws themselves (for pathwise gradient estimators).
 
@@ -574,7 +625,6 @@ class IWAEModel(keras.Model):
             y: float Tensor [batch, n_classes], the one-hot labels, for a
                 conditional model (then log w = log p(x, h|y) - log q(h|x, y));
                 None otherwise.
-            grouped_pixels: see log_joint (the evaluation's choice).
             noise: see sample_q (draws shared by several calls).
 
         Returns:
@@ -585,7 +635,7 @@ class IWAEModel(keras.Model):
         self.check_label(y)
         latents, log_q = self.sample_q(x, n_samples, seed, unit_masks, y,
                                        noise)
-        log_p = self.log_joint(x, latents, unit_masks, y, grouped_pixels)
+        log_p = self.log_joint(x, latents, unit_masks, y)
         return log_p - log_q, latents  # [n_samples, batch]
 
     def posterior_means(self, x, n_samples, seed, y=None):

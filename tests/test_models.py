@@ -2,6 +2,7 @@
 
 from unittest import mock
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -212,6 +213,62 @@ class BernoulliTest(tf.test.TestCase):
             self.assertLess(np.abs(grouped - exact).max(), bound, n_pixels)
             self.assertLess(np.abs(grouped - exact).mean(),
                             2 * np.abs(each - exact).mean() + 1e-6, n_pixels)
+
+
+    def test_summed_gradient_is_the_per_pixel_one(self):
+        # summed_log_sigmoid's own gradient against autodiff of the
+        # per-pixel sum of tf.math.log_sigmoid, including z far out and 0.
+        z = tf.constant(np.random.default_rng(2).normal(
+            scale=10, size=(3, 40, 784)), tf.float32)
+        z = tf.tensor_scatter_nd_update(z, [[0, 0, 0], [0, 0, 1], [0, 0, 2]],
+                                        [-90.0, 0.0, 90.0])
+        upstream = tf.random.stateless_normal([3, 40], [5, 6])
+        grads = []
+        for summed in (models.summed_log_sigmoid, lambda z: tf.reduce_sum(
+                tf.math.log_sigmoid(z), -1)):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                total = tf.reduce_sum(summed(z) * upstream)
+            grads.append(tape.gradient(total, z))
+        self.assertAllClose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
+        self.assertAllClose(grads[0][0, 0, :3],
+                            upstream[0, 0] * tf.constant([1.0, 0.5, 0.0]))
+
+
+class DenseTest(tf.test.TestCase):
+
+    def test_affine_is_keras_dense_values_and_gradients(self):
+        # models.Dense: keras.layers.Dense's values; its gradients too, the
+        # bias's out of the kernel's product (sums in another order).
+        x = tf.random.stateless_normal([1000, 200], [1, 2])
+        ours = models.Dense(784, activation='tanh')
+        ours.build([None, 200])
+        theirs = keras.layers.Dense(784, activation='tanh')
+        theirs.build([None, 200])
+        theirs.set_weights([ours.kernel.numpy(),
+                            np.random.default_rng(3).normal(size=784)])
+        ours.set_weights(theirs.get_weights())
+        upstream = tf.random.stateless_normal([1000, 784], [3, 4])
+        out, grads = [], []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+                total = tf.reduce_sum(y * upstream)
+            out.append(y)
+            grads.append(tape.gradient(total, [x, layer.kernel, layer.bias]))
+        self.assertAllEqual(out[0], out[1])
+        for ours_grad, theirs_grad in zip(*grads):
+            self.assertAllClose(ours_grad, theirs_grad, rtol=1e-5, atol=1e-4)
+        # The bias gradient is the sum of the upstream gradients over rows.
+        self.assertAllClose(grads[0][2], tf.reduce_sum(
+            upstream * (1 - out[0] ** 2), 0), rtol=1e-5, atol=1e-4)
+
+    def test_rows_of_any_rank(self):
+        layer = models.Dense(3)
+        x = tf.random.stateless_normal([2, 5, 4], [1, 2])
+        self.assertAllClose(layer(x), tf.reshape(
+            layer(tf.reshape(x, [10, 4])), [2, 5, 3]))
 
 
 class DrawsTest(tf.test.TestCase):
