@@ -102,8 +102,8 @@ class Dense(keras.layers.Dense):
 def _mlp(hidden_units, seeds, name):
     """tanh Dense layers; returns a list of Dense."""
     return [Dense(units, activation='tanh',
-                               kernel_initializer=seeds.kernel(),
-                               name=f'{name}_hidden{i}')
+                  kernel_initializer=seeds.kernel(),
+                  name=f'{name}_hidden{i}')
             for i, units in enumerate(hidden_units)]
 
 
@@ -125,7 +125,7 @@ class GaussianLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden = _mlp(hidden_units, seeds, self.name)
         self.mean = Dense(latent_units, name=f'{self.name}_mean',
-                                       kernel_initializer=seeds.kernel())
+                          kernel_initializer=seeds.kernel())
         self.log_sigma = Dense(
             latent_units, name=f'{self.name}_log_sigma',
             kernel_initializer=seeds.kernel())
@@ -148,8 +148,8 @@ class BernoulliLayer(keras.layers.Layer):
         bias = (keras.initializers.Zeros() if output_bias is None else
                 keras.initializers.Constant(output_bias))
         self.logits = Dense(n_pixels, name=f'{self.name}_logits',
-                                         kernel_initializer=seeds.kernel(),
-                                         bias_initializer=bias)
+                            kernel_initializer=seeds.kernel(),
+                            bias_initializer=bias)
 
     def call(self, inputs):
         """inputs [..., d] -> logits, float Tensor [..., n_pixels]."""
@@ -170,7 +170,7 @@ class ConditionalPrior(keras.layers.Layer):
     def __init__(self, latent_units, **kwargs):
         super().__init__(**kwargs)
         self.mean = Dense(latent_units, name=f'{self.name}_mean',
-                                       kernel_initializer='zeros')
+                          kernel_initializer='zeros')
         self.log_sigma = Dense(
             latent_units, name=f'{self.name}_log_sigma',
             kernel_initializer='zeros')

@@ -214,7 +214,6 @@ class BernoulliTest(tf.test.TestCase):
             self.assertLess(np.abs(grouped - exact).mean(),
                             2 * np.abs(each - exact).mean() + 1e-6, n_pixels)
 
-
     def test_summed_gradient_is_the_per_pixel_one(self):
         # summed_log_sigmoid's own gradient against autodiff of the
         # per-pixel sum of tf.math.log_sigmoid, including z far out and 0.
