@@ -331,87 +331,105 @@ def _kept(bound, grads):
     return bound + 0 * tf.add_n([tf.reduce_sum(g) for g in grads])
 
 
-def step_costs(dataset, peak, layers, k, steps=100):
-    """Prints ms per step of the parts of a training step at batch 20: the
-    whole step, the bound and its gradients, the bound alone, Adam alone,
-    the step's normal draws, its matmuls (forward, input gradients and
-    weight gradients of every kernel, at the step's shapes, the rest of the
-    step left out), and the whole step as it was before models.affine and
-    summed_log_sigmoid: keras.layers.Dense (each bias gradient summed on
-    its own) and a log per pixel; each a loop of steps in one XLA call."""
-    tf.get_logger().setLevel('ERROR')  # Each part is traced on purpose.
-    config = Config(stochastic_layers=layers, n_samples=k)
-    xs = tf.constant(dataset.train[:steps * BATCH].reshape(steps, BATCH, -1))
+def _matmuls_of_step(model, k):
+    """A function (x, seed) computing a training step's matmuls alone at
+    the step's shapes (every kernel's forward, input-gradient and
+    weight-gradient product, each summed), on fixed operands scaled by
+    the step number (so that XLA cannot hoist them out of the loop)."""
+    variables = model.decoder_variables + model.encoder_variables
+    # Each kernel [n_in, n_out] meets BATCH rows (q(h1|x)'s) or k x BATCH.
+    kernel_rows = [(BATCH if v.path.startswith('q_h1_given_x')
+                    else k * BATCH, tf.convert_to_tensor(v))
+                   for v in variables if len(v.shape) == 2]
+    rng = np.random.default_rng(0)
+    operands = [tuple(tf.constant(rng.standard_normal(
+        (rows, n), np.float32)) for n in w.shape)
+        for rows, w in kernel_rows]
 
-    def parts():
-        model = train.make_model(config, dataset)
-        optimizer = train.make_optimizer(config)
-        optimizer.build(model.trainable_variables)
-        step = train.make_train_step(model, optimizer, config, False)
-        variables = model.decoder_variables + model.encoder_variables
+    def matmuls(x, seed):
+        del x
+        scale = 1.0 + tf.cast(seed[1], tf.float32) * 1e-7
+        total = tf.constant(0.0)
+        for (_, w), (a, d) in zip(kernel_rows, operands):
+            w = w * scale
+            a = a * scale
+            for product in (tf.matmul(a, w),  # forward
+                            tf.matmul(d, w, transpose_b=True),
+                            tf.matmul(a, d, transpose_a=True)):
+                total += tf.reduce_sum(product)
+        return total
+    return matmuls
 
-        def adam(x, seed):
-            optimizer.apply([v * 1e-6 for v in variables], variables)
-            return tf.constant(0.0)
 
-        def matmuls(x, seed):
-            """The step's matmuls at its shapes, each product summed, on
-            fixed operands scaled by the step number (so that XLA cannot
-            hoist them out of the loop)."""
-            scale = 1.0 + tf.cast(seed[1], tf.float32) * 1e-7
-            total = tf.constant(0.0)
-            for (_, w), (a, d) in zip(kernel_rows, operands):
-                w = w * scale
-                a = a * scale
-                for product in (tf.matmul(a, w),  # forward
-                                tf.matmul(d, w, transpose_b=True),
-                                tf.matmul(a, d, transpose_a=True)):
-                    total += tf.reduce_sum(product)
-            return total
+def _step_parts(config, dataset):
+    """A new model for config and (name, fn of (x, seed)) of the parts of
+    its training step that step_costs times."""
+    k = config.n_samples
+    model = train.make_model(config, dataset)
+    optimizer = train.make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    step = train.make_train_step(model, optimizer, config, False)
+    variables = model.decoder_variables + model.encoder_variables
 
-        # Each kernel [n_in, n_out] meets BATCH rows (q(h1|x)'s) or k x
-        # BATCH: forward, its input's gradient and its own.
-        kernel_rows = [(BATCH if v.path.startswith('q_h1_given_x')
-                        else k * BATCH, tf.convert_to_tensor(v))
-                       for v in variables if len(v.shape) == 2]
-        rng = np.random.default_rng(0)
-        operands = [tuple(tf.constant(rng.standard_normal(
-            (rows, n), np.float32)) for n in w.shape)
-            for rows, w in kernel_rows]
-        return model, (
-            ('whole step', lambda x, s: step(x, s)[0]),
-            ('bound and gradients', lambda x, s: _kept(
-                *train.bound_and_gradients(model, x, k, s, config.objective))),
-            ('bound alone', lambda x, s: tf.reduce_mean(
-                model.log_weights(x, k, s))),
-            ('Adam alone', adam),
-            ('normal draws alone', lambda x, s: tf.reduce_sum(
-                models.normal_draws([k, BATCH, sum(model.latent_units)], s))),
-            ('its matmuls alone', matmuls))
+    def adam(x, seed):
+        optimizer.apply([v * 1e-6 for v in variables], variables)
+        return tf.constant(0.0)
 
-    def looped(body):
-        @tf.function(jit_compile=True)
-        def fn():
-            total = tf.constant(0.0)
-            for i in tf.range(steps):
-                total += body(xs[i], tf.stack([1, i]))
-            return total
-        fn().numpy()  # Compiles.
-        return fn
+    return model, (
+        ('whole step', lambda x, s: step(x, s)[0]),
+        ('bound and gradients', lambda x, s: _kept(
+            *train.bound_and_gradients(model, x, k, s, config.objective))),
+        ('bound alone', lambda x, s: tf.reduce_mean(
+            model.log_weights(x, k, s))),
+        ('Adam alone', adam),
+        ('normal draws alone', lambda x, s: tf.reduce_sum(
+            models.normal_draws([k, BATCH, sum(model.latent_units)], s))),
+        ('its matmuls alone', _matmuls_of_step(model, k)))
 
-    model, timed = parts()
-    timed = [(name, looped(body)) for name, body in timed]
-    matmul_flops = 3 * 2 * forward_macs(model, k) * BATCH  # Per step.
+
+def _looped(body, xs):
+    """body (x, seed) run once per batch of xs [steps, BATCH, pixels] in
+    one XLA call, compiled: a function returning the summed results."""
+    @tf.function(jit_compile=True)
+    def fn():
+        total = tf.constant(0.0)
+        for i in tf.range(xs.shape[0]):
+            total += body(xs[i], tf.stack([1, i]))
+        return total
+    fn().numpy()  # Compiles.
+    return fn
+
+
+def _old_step(config, dataset, xs):
+    """The whole step as it was before models.affine and
+    summed_log_sigmoid (keras.layers.Dense, each bias gradient summed on
+    its own, and a log per pixel), looped as _looped."""
     own = models.Dense.call, models.Bernoulli.summed_log_prob
     # Read when traced.
     models.Dense.call = keras.layers.Dense.call
     models.Bernoulli.summed_log_prob = (
         lambda self, x: models.sum_over_pixels(self.log_prob(x)))
     try:
-        timed.append(('whole step, keras Dense, log per pixel',
-                      looped(parts()[1][0][1])))
+        return _looped(_step_parts(config, dataset)[1][0][1], xs)
     finally:
         models.Dense.call, models.Bernoulli.summed_log_prob = own
+
+
+def step_costs(dataset, peak, layers, k, steps=100):
+    """Prints ms per step of the parts of a training step at batch 20: the
+    whole step, the bound and its gradients, the bound alone, Adam alone,
+    the step's normal draws, its matmuls (forward, input gradients and
+    weight gradients of every kernel, at the step's shapes, the rest of the
+    step left out), and the whole step as it was before models.affine and
+    summed_log_sigmoid; each a loop of steps in one XLA call."""
+    tf.get_logger().setLevel('ERROR')  # Each part is traced on purpose.
+    config = Config(stochastic_layers=layers, n_samples=k)
+    xs = tf.constant(dataset.train[:steps * BATCH].reshape(steps, BATCH, -1))
+    model, parts = _step_parts(config, dataset)
+    timed = [(name, _looped(body, xs)) for name, body in parts]
+    timed.append(('whole step, keras Dense, log per pixel',
+                  _old_step(config, dataset, xs)))
+    matmul_flops = 3 * 2 * forward_macs(model, k) * BATCH  # Per step.
     print(f'\nparts of a training step, {layers} layer(s), k={k}:')
     # Best of 5, the parts taken in turn: the machine's drift meets each
     # part alike, and the difference of two parts means something.
