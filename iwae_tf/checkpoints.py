@@ -29,6 +29,9 @@ STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 WEIGHTS = 'weights'  # LOGDIR/weights: a finished run's weights alone.
 CONFIG_FILE = 'config.json'
 THREADS_FILE = 'threads.json'  # The TensorFlow threads a run started with.
+# Where a run's final evaluation saves its estimates as they come (see
+# evaluate.SavedPass), until results.json is written.
+SAVED_PASSES_DIR = 'evaluation_progress'
 
 
 def _first_line(error):
@@ -301,8 +304,9 @@ def carry(logdir, dest):
     dest, replacing it whole (a new folder renamed into place): the run's
     config and thread count, its newest checkpoint that reads back (model,
     Adam's state, step), its TensorBoard events without their images (the
-    scalars: the learning curve and its epochs' times) and the training
-    animation's frames; not its stage weights nor its older checkpoints.
+    scalars: the learning curve and its epochs' times), the training
+    animation's frames and the estimates its final evaluation saved so far
+    (SAVED_PASSES_DIR); not its stage weights nor its older checkpoints.
     dest is a logdir: `main.py --resume --logdir DEST` goes on from it
     exactly (on another machine, from the same weights; whether bit for bit
     depends on that machine's CPU and thread count as in any resume).
@@ -345,9 +349,10 @@ def _copy_run(logdir, checkpoint, dest):
             shutil.copy2(os.path.join(logdir, name), dest)
     for path in tf.io.gfile.glob(os.path.join(logdir, 'events.out.tfevents.*')):
         _copy_scalar_events(path, os.path.join(dest, os.path.basename(path)))
-    if os.path.isdir(os.path.join(logdir, _FRAMES)):
-        shutil.copytree(os.path.join(logdir, _FRAMES),
-                        os.path.join(dest, _FRAMES))
+    for folder in (_FRAMES, SAVED_PASSES_DIR):
+        if os.path.isdir(os.path.join(logdir, folder)):
+            shutil.copytree(os.path.join(logdir, folder),
+                            os.path.join(dest, folder))
 
 
 def _reads_back(path):

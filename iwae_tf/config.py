@@ -100,7 +100,8 @@ class Config:
                                  'call.', result=False, lower_bound=1)
     checkpoint_every_secs: float = _field(
         600.0, 'Also checkpoint this often (checkpoints are always written '
-        'at stage ends).', result=False)
+        'at stage ends); the final evaluation saves its estimates this '
+        'often too.', result=False)
     eval_every_epochs: int = _field(
         1, 'Validation bound and prior samples to TensorBoard every this '
         'many epochs.', result=False, lower_bound=1)

@@ -15,11 +15,16 @@ LOGDIR/evaluation or --out_dir):
 
 import collections
 from concurrent import futures
+import hashlib
 import itertools
+import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
+import zipfile
 
 from absl import app
 from absl import flags
@@ -59,8 +64,70 @@ def _batches(x, batch_size):
     return padded.reshape((n_batches, batch_size) + x.shape[1:])
 
 
+class SavedPass:
+    """The per-image estimates of one evaluation pass, saved as they come,
+    so that a stopped pass goes on where it stopped: main.py's final
+    k=5000 passes over 60,000 images take an hour or more on one core.
+
+    The file (npz, replaced atomically at most every `every` seconds and
+    when the pass ends) holds the finished batches' estimates, the seconds
+    they took and the key of what they estimate (the images, the model's
+    weights, the seed and the settings that change an estimate; set by
+    Evaluator.log_likelihoods). A file of another key, or one that does
+    not read, is not used. Each batch's estimate depends on its number
+    alone (Evaluator seeds by batch), so a resumed pass ends with the
+    estimates of an uninterrupted one, to the bit.
+
+    Args:
+        path: the file (ends with .npz).
+        every: seconds between saves.
+    """
+
+    def __init__(self, path, every=60.0):
+        self.path = path
+        self.every = every
+        self.key = None
+        self.seconds = 0.0  # The pass's time over all its starts.
+        self.resumed_rows = 0  # Rows read back at this start.
+
+    def load(self):
+        """The rows saved under self.key ([m, ...]), or None; sets seconds
+        and resumed_rows."""
+        try:
+            with np.load(self.path, allow_pickle=False) as saved:
+                if str(saved['key']) != self.key:
+                    return None
+                rows = saved['rows']
+                self.seconds = float(saved['seconds'])
+        except (OSError, ValueError, KeyError, EOFError,
+                zipfile.BadZipFile):
+            return None
+        self.resumed_rows = len(rows)
+        return rows
+
+    def save(self, rows, seconds):
+        """Replaces the file with rows [m, ...] that took seconds."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix='.tmp',
+                                         delete=False) as f:
+            np.savez(f, rows=rows, seconds=seconds, key=self.key)
+        os.replace(f.name, self.path)
+        self.seconds = seconds
+
+
+def _fingerprint(arrays):
+    """A hex digest of the arrays' shapes and bytes."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(repr((a.shape, a.dtype.str)).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
 def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
-                 calls_at_once=CALLS_AT_ONCE):
+                 calls_at_once=CALLS_AT_ONCE, saved=None):
     """Applies a compiled fn(x_batches [m, batch, d], y_batches [m, batch,
     n_classes] or None, first_batch) -> [m, ...] to x (and its one-hot labels
     y) in groups of batches_per_call batches; returns rows [n, ...].
@@ -69,13 +136,21 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
     fills the gaps between the others' small operations. Each batch's
     result is its own (fn seeds by batch number), so neither this nor the
     grouping changes any figure; groups shrink so that every thread has
-    one when x is small.
+    one when x is small. With saved (a SavedPass), the batches it holds
+    are not computed again, and the finished ones are saved as they come.
     """
     batches = _batches(np.asarray(x, np.float32), batch_size)
     label_batches = None if y is None else _batches(y, batch_size)
     batches_per_call = min(batches_per_call,
                            -(-len(batches) // calls_at_once))
     bar = keras.utils.Progbar(len(x), unit_name='image') if progress else None
+    done = saved.load() if saved else None
+    outputs = [] if done is None else [done]
+    first_batch = 0 if done is None else len(done) // batch_size
+    if bar and first_batch:
+        bar.update(min(len(x), len(done)))
+    t0, last_save = time.time(), time.time()
+    seconds_before = saved.seconds if saved else 0.0
 
     def group_of(array, start):
         group = array[start:start + batches_per_call]
@@ -89,14 +164,15 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
         out = fn(group_of(batches, start),
                  None if y is None else group_of(label_batches, start),
                  tf.constant(start, tf.int32)).numpy()
+        # The group's own batches (a last group is padded).
+        out = out[:min(batches_per_call, len(batches) - start)]
         return out.reshape((-1,) + out.shape[2:])
 
-    outputs = []
     # At most calls_at_once calls submitted and not collected: an
     # interrupt waits for those alone.
     with futures.ThreadPoolExecutor(calls_at_once) as pool:
         pending = collections.deque()
-        for start in range(0, len(batches), batches_per_call):
+        for start in range(first_batch, len(batches), batches_per_call):
             pending.append((start, pool.submit(call, start)))
             while pending and (len(pending) == calls_at_once or
                                start + batches_per_call >= len(batches)):
@@ -105,6 +181,13 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
                 if bar:
                     bar.update(min(len(x),
                                    (first + batches_per_call) * batch_size))
+                ended = not pending and (start + batches_per_call >=
+                                         len(batches))
+                if saved and (ended or
+                              time.time() - last_save >= saved.every):
+                    saved.save(np.concatenate(outputs),
+                               seconds_before + time.time() - t0)
+                    last_save = time.time()
     return np.concatenate(outputs)[:len(x)]
 
 
@@ -238,11 +321,14 @@ class Evaluator:
                         chunk_samples=1000, batch_size=10, batches_per_call=10,
                         progress=False, labels=None,
                         calls_at_once=CALLS_AT_ONCE,
-                        block_samples=BLOCK_SAMPLES):
+                        block_samples=BLOCK_SAMPLES, saved=None):
         """log_likelihood for several variants of the model in one pass:
         each entry of mask_sets is None (the whole model) or unit masks
         (see log_likelihood). The variants share each chunk's draws, drawn
-        once, and each estimate equals its own log_likelihood's.
+        once, and each estimate equals its own log_likelihood's. With
+        saved (a SavedPass), the pass goes on from the estimates saved
+        there for the same images, weights and settings, and saves its
+        own as they come.
 
         Returns:
             float64 array [n, len(mask_sets)].
@@ -257,10 +343,18 @@ class Evaluator:
             [tf.constant(m, tf.float32) for m in masks] if masks is not None
             else [tf.ones([u]) for u in self.model.latent_units]
             for masks in mask_sets)
+        y = self._one_hot(labels)
+        if saved:
+            saved.key = json.dumps(dict(
+                n_samples=n_samples, chunk=chunk, block=block,
+                batch_size=batch_size, seed=self.seed, masked=masked,
+                images=_fingerprint([np.asarray(x, np.float32)] + (
+                    [] if y is None else [y])),
+                masks=_fingerprint([t.numpy() for m in tensors for t in m]),
+                weights=_fingerprint(self.model.get_weights())))
         return _map_batches(lambda xb, yb, first: fn(xb, yb, first, tensors),
-                            x, batch_size, batches_per_call, progress,
-                            self._one_hot(labels),
-                            calls_at_once).astype(np.float64)
+                            x, batch_size, batches_per_call, progress, y,
+                            calls_at_once, saved).astype(np.float64)
 
     def _one_hot(self, labels):
         """labels int [n] -> one-hot [n, n_classes]; raises ValueError when
@@ -367,7 +461,8 @@ def active_unit_masks(activities, threshold=ACTIVITY_THRESHOLD):
 
 def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
                    train_set=False, log=print, progress=False,
-                   evaluator=None, **sizes):
+                   evaluator=None, saved_dir=None, save_every_secs=600.0,
+                   **sizes):
     """The post-run evaluation of main.py and the tasks.
 
     Args:
@@ -381,6 +476,10 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         progress: show progress bars.
         evaluator: an Evaluator of model with this seed to use (and its
             compiled functions), instead of a new one.
+        saved_dir: a folder where the k-sample passes save their
+            estimates as they come (SavedPass: test.npz, train.npz) and
+            from which a stopped evaluation goes on; None: not saved.
+        save_every_secs: seconds between their saves.
         **sizes: chunk_samples, batch_size, batches_per_call,
             calls_at_once of the log-likelihood estimate (see
             Evaluator.log_likelihood, whose defaults they keep when not
@@ -403,15 +502,18 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
     activities = evaluator.unit_activities(dataset.test, labels=test_labels)
     # The plain and the pruned estimate in one pass (shared draws).
     mask_sets = [None] + ([active_unit_masks(activities)] if prune else [])
+    saved = _saved_passes(saved_dir, train_set, save_every_secs)
     t0 = time.time()
     estimates = evaluator.log_likelihoods(dataset.test, mask_sets, n_samples,
-                                          labels=test_labels, **sizes)
+                                          labels=test_labels,
+                                          saved=saved['test'], **sizes)
+    seconds = saved['test'].seconds if saved['test'] else time.time() - t0
+    _log_resumed(saved['test'], 'test', log)
     per_image = estimates[:, 0]
     test_ll = per_image.mean()
     results = dict(test_log_likelihood=float(test_ll),
                    test_log_likelihoods=per_image,
-                   test_images_per_second=len(dataset.test) /
-                   (time.time() - t0))
+                   test_images_per_second=len(dataset.test) / seconds)
     log(f'test log-likelihood{given} (k={n_samples}): {test_ll:.3f}')
     results['active_units'] = active_units(activities)
     results['unit_activities'] = [a.tolist() for a in activities]
@@ -421,13 +523,27 @@ def evaluate_model(model, dataset, n_samples=5000, seed=0, prune=True,
         results['pruned_test_log_likelihood'] = float(pruned_ll)
         log(f'test log-likelihood, inactive units removed: {pruned_ll:.3f}')
     if train_set:
-        train_ll = evaluator.log_likelihood(
-            dataset.binarized_train(), n_samples,
+        train_ll = evaluator.log_likelihoods(
+            dataset.binarized_train(), [None], n_samples,
             labels=dataset.train_labels if conditional else None,
-            **sizes).mean()
+            saved=saved['train'], **sizes).mean()
+        _log_resumed(saved['train'], 'train', log)
         results['train_log_likelihood'] = float(train_ll)
         log(f'train log-likelihood (k={n_samples}): {train_ll:.3f}')
     return results
+
+
+def _saved_passes(saved_dir, train_set, every):
+    """{'test': SavedPass or None, 'train': ...} in saved_dir."""
+    return {name: SavedPass(os.path.join(saved_dir, f'{name}.npz'), every)
+            if saved_dir and (name == 'test' or train_set) else None
+            for name in ('test', 'train')}
+
+
+def _log_resumed(saved, name, log):
+    if saved and saved.resumed_rows:
+        log(f'the {name} pass went on from {saved.resumed_rows:,} images\' '
+            f'estimates saved in {saved.path}')
 
 
 def jaccard(a, b):

@@ -10,6 +10,7 @@ evaluate command's: the same evaluation of a trained run, without training.
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -24,6 +25,7 @@ from iwae_tf.config import Config
 
 RESULTS_FILE = 'results.json'
 LOG_LIKELIHOODS_FILE = 'test_log_likelihoods.npy'
+SAVED_PASSES_DIR = checkpoints.SAVED_PASSES_DIR
 
 
 def load_data(config, subset_seed=None):
@@ -37,8 +39,10 @@ def load_data(config, subset_seed=None):
 
 
 def evaluation(model, config, dataset, prune=True, log=print,
-               progress=False):
-    """The post-run evaluation as config says (k = config.eval_samples).
+               progress=False, saved_dir=None):
+    """The post-run evaluation as config says (k = config.eval_samples);
+    saved_dir: see evaluate.evaluate_model (saves every
+    config.checkpoint_every_secs).
 
     Returns:
         dict: the config, evaluate.evaluate_model's entries (the per-image
@@ -48,6 +52,7 @@ def evaluation(model, config, dataset, prune=True, log=print,
     results.update(evaluate.evaluate_model(
         model, dataset, config.eval_samples, seed=config.seed, prune=prune,
         train_set=config.eval_train, log=log, progress=progress,
+        saved_dir=saved_dir, save_every_secs=config.checkpoint_every_secs,
         **evaluation_sizes(config)))
     return results
 
@@ -64,13 +69,15 @@ def evaluation_sizes(config):
 
 def write_results(out_dir, results):
     """Writes results.json and the per-image test log-likelihoods
-    (test_log_likelihoods.npy, in the test set's order) into out_dir."""
+    (test_log_likelihoods.npy, in the test set's order) into out_dir, and
+    removes the estimates its evaluation saved as they came."""
     os.makedirs(out_dir, exist_ok=True)
     np.save(os.path.join(out_dir, LOG_LIKELIHOODS_FILE),
             results['test_log_likelihoods'])
     checkpoints.write_json_atomically(
         os.path.join(out_dir, RESULTS_FILE),
         {k: v for k, v in results.items() if k != 'test_log_likelihoods'})
+    shutil.rmtree(os.path.join(out_dir, SAVED_PASSES_DIR), ignore_errors=True)
 
 
 def run(config, logdir, resume=False, dataset=None, prune=True, log=print,
@@ -103,7 +110,8 @@ def run(config, logdir, resume=False, dataset=None, prune=True, log=print,
     results = dict(train_examples_per_second=result.examples_per_second,
                    final_train_bound=result.final_train_bound)
     results.update(evaluation(result.model, config, dataset, prune, log,
-                              progress))
+                              progress, os.path.join(logdir,
+                                                     SAVED_PASSES_DIR)))
     if config.figures:
         with tf.summary.create_file_writer(logdir).as_default():
             monitor.post_run_figures(
@@ -169,7 +177,8 @@ def evaluate_checkpoint(path, overrides, out_dir=None, log=print,
     out_dir = out_dir or os.path.join(run_folder(path), 'evaluation')
     results = dict(checkpoint=read)
     results.update(evaluation(model, config, dataset, log=log,
-                              progress=progress))
+                              progress=progress, saved_dir=os.path.join(
+                                  out_dir, SAVED_PASSES_DIR)))
     write_results(out_dir, results)
     log(f'wrote {os.path.join(out_dir, RESULTS_FILE)}')
     return results

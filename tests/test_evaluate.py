@@ -1,6 +1,7 @@
 """The streamed k=5000 estimator, dataset bounds and active units."""
 
 import logging
+import os
 import threading
 
 import numpy as np
@@ -135,6 +136,130 @@ class LogLikelihoodTest(tf.test.TestCase):
         evaluator = evaluate.Evaluator(models.IWAEModel(seed=1, **TINY))
         with self.assertRaisesRegex(ValueError, 'eval_samples must be >= 1'):
             evaluator.log_likelihood(images(2), 0)
+
+
+class _Stop(Exception):
+    pass
+
+
+class SavedPassTest(tf.test.TestCase):
+    """A k-sample pass stopped midway goes on from its saved estimates."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model = models.IWAEModel(seed=1, **TINY)
+        cls.x = images(47)
+        # Its compiled estimates serve every test.
+        cls.evaluator = evaluate.Evaluator(cls.model, seed=3)
+        cls.uninterrupted = cls.evaluator.log_likelihoods(cls.x, [None], 40,
+                                                          batch_size=4)
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(self.get_temp_dir(), 'test.npz')
+
+    def estimate(self, calls, stop_after=None, every=0.0, **sizes):
+        """The class's estimate saved in self.path, each call's first batch
+        noted in calls; the call after stop_after calls raises _Stop."""
+        evaluator = self.evaluator
+        compile_fn = evaluator._log_likelihood_fn  # pylint: disable=protected-access
+
+        def counted(*args):
+            fn = compile_fn(*args)
+
+            def call(x_batches, y_batches, first, tensors):
+                if stop_after is not None and len(calls) == stop_after:
+                    raise _Stop()
+                calls.append(int(first))
+                return fn(x_batches, y_batches, first, tensors)
+            return call
+        evaluator._log_likelihood_fn = counted  # pylint: disable=protected-access
+        saved = evaluate.SavedPass(self.path, every=every)
+        try:
+            return evaluator.log_likelihoods(self.x, [None], 40, batch_size=4,
+                                             saved=saved, **sizes), saved
+        finally:
+            del evaluator._log_likelihood_fn  # The class's method again.
+
+    def test_a_stopped_pass_goes_on_to_the_same_estimates(self):
+        calls = []
+        with self.assertRaises(_Stop):  # 12 batches, 2 a call.
+            self.estimate(calls, stop_after=3, batches_per_call=2,
+                          calls_at_once=1)
+        self.assertEqual(calls, [0, 2, 4])
+        # Goes on at batch 6, in other groups and two calls at once.
+        calls = []
+        resumed, saved = self.estimate(calls, batches_per_call=3,
+                                       calls_at_once=2)
+        self.assertEqual(saved.resumed_rows, 6 * 4)
+        self.assertEqual(sorted(calls), [6, 9])
+        self.assertAllEqual(resumed, self.uninterrupted)
+        # A finished pass is read back whole: no call.
+        calls = []
+        again, saved = self.estimate(calls)
+        self.assertEqual(calls, [])
+        self.assertAllEqual(again, self.uninterrupted)
+        self.assertGreater(saved.seconds, 0.0)
+
+    def test_saves_wait_for_their_interval(self):
+        with self.assertRaises(_Stop):
+            self.estimate([], stop_after=3, every=3600.0,
+                          batches_per_call=2, calls_at_once=1)
+        self.assertFalse(os.path.exists(self.path))
+
+    def test_estimates_of_other_weights_data_or_settings_are_not_used(self):
+        self.estimate([])  # Saves the whole pass.
+        other_weights = models.IWAEModel(seed=1, **TINY)
+        other_weights.set_weights(self.model.get_weights())
+        other_weights.weights[0].assign_add(
+            tf.fill(other_weights.weights[0].shape, 1e-3))
+        for change, evaluator, x, k in (
+                ('weights', evaluate.Evaluator(other_weights, seed=3),
+                 self.x, 40),
+                ('seed', evaluate.Evaluator(self.model, seed=4), self.x, 40),
+                ('k', self.evaluator, self.x, 20),
+                ('images', self.evaluator, self.x[::-1], 40)):
+            saved = evaluate.SavedPass(self.path)
+            values = evaluator.log_likelihoods(x, [None], k, batch_size=4,
+                                               saved=saved)
+            self.assertEqual(saved.resumed_rows, 0, change)
+            self.assertAllEqual(values, evaluator.log_likelihoods(
+                x, [None], k, batch_size=4), change)
+
+    def test_a_file_that_does_not_read_is_not_used(self):
+        with open(self.path, 'wb') as f:
+            f.write(b'PK\x03\x04 not a whole zip file')
+        values, saved = self.estimate([])
+        self.assertEqual(saved.resumed_rows, 0)
+        self.assertAllEqual(values, self.uninterrupted)
+
+    def test_a_run_evaluation_saves_its_passes_until_its_results(self):
+        out_dir = self.get_temp_dir()
+        saved_dir = os.path.join(out_dir, pipeline.SAVED_PASSES_DIR)
+        dataset = data.Dataset('toy', train=self.x, validation=self.x,
+                               test=self.x[:23], binarization='fixed')
+        config = Config(eval_samples=40, eval_train=True)
+        results = pipeline.evaluation(self.model, config, dataset,
+                                      log=lambda line: None,
+                                      saved_dir=saved_dir)
+        self.assertCountEqual(os.listdir(saved_dir),
+                              ['test.npz', 'train.npz'])
+        saved = evaluate.SavedPass(os.path.join(saved_dir, 'test.npz'))
+        saved.key = str(np.load(saved.path)['key'])
+        self.assertLen(saved.load(), 30)  # 23 images in batches of 10.
+        self.assertAllClose(results['test_images_per_second'],
+                            23 / saved.seconds)
+        lines = []
+        again = pipeline.evaluation(self.model, config, dataset,
+                                    log=lines.append, saved_dir=saved_dir)
+        self.assertAllEqual(again['test_log_likelihoods'],
+                            results['test_log_likelihoods'])
+        self.assertEqual(again['train_log_likelihood'],
+                         results['train_log_likelihood'])
+        self.assertLen([line for line in lines if 'went on from' in line], 2)
+        pipeline.write_results(out_dir, results)
+        self.assertFalse(os.path.exists(saved_dir))
 
 
 class ActiveUnitsTest(tf.test.TestCase):

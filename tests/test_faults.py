@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from unittest import mock
@@ -19,6 +20,7 @@ import test_main
 import test_train
 from iwae_tf import train
 from iwae_tf import checkpoints
+from iwae_tf import pipeline
 from iwae_tf.config import Config
 
 ROOT = test_main.ROOT
@@ -60,6 +62,52 @@ class KillResumeTest(tf.test.TestCase):
             with open(os.path.join(logdir, 'results.json')) as f:
                 self.assertTrue(np.isfinite(
                     json.load(f)['test_log_likelihood']))
+
+
+# A short training, then k=500 passes of many calls over the test and the
+# 400 training images, saving their estimates after every call.
+KILL_EVALUATION = ('--epochs', '1', '--batch_size', '20', '--n_samples', '3',
+                   '--checkpoint_every_secs', '0', '--eval_train',
+                   '--eval_samples', '500',
+                   '--eval_batch_size', '2', '--eval_batches_per_call', '1',
+                   '--eval_calls_at_once', '1', '--nofigures')
+
+
+class KilledEvaluationTest(tf.test.TestCase):
+
+    def test_a_run_killed_in_its_evaluation_goes_on_to_the_same_results(self):
+        folder = self.get_temp_dir()
+        write_data(folder)
+        args = ('--data_dir', folder, *KILL_EVALUATION)
+        whole = os.path.join(folder, 'whole')  # In this process.
+        self.assertIsNone(test_main.main_error(*args, '--logdir', whole))
+        killed = os.path.join(folder, 'killed')
+        train_pass = os.path.join(killed, pipeline.SAVED_PASSES_DIR,
+                                  'train.npz')
+        process = soak.start_main(*args, '--logdir', killed)
+        self.assertTrue(soak.wait_for(lambda: os.path.exists(train_pass),
+                                      process),
+                        'the run ended before its training-set pass saved')
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        self.assertFalse(os.path.exists(os.path.join(killed, 'results.json')))
+        process = soak.start_main(*args, '--logdir', killed, '--resume')
+        output = process.communicate()[0]
+        self.assertEqual(process.returncode, 0, output)
+        self.assertIn('the test pass went on from 30 images', output)
+        self.assertIn('the train pass went on from', output)
+        results = []
+        for logdir in (whole, killed):
+            with open(os.path.join(logdir, 'results.json')) as f:
+                results.append(json.load(f))
+            results[-1]['per_image'] = np.load(os.path.join(
+                logdir, pipeline.LOG_LIKELIHOODS_FILE))
+            self.assertFalse(os.path.exists(
+                os.path.join(logdir, pipeline.SAVED_PASSES_DIR)))
+        self.assertAllEqual(results[0]['per_image'], results[1]['per_image'])
+        for key in ('test_log_likelihood', 'train_log_likelihood',
+                    'pruned_test_log_likelihood'):
+            self.assertEqual(results[0][key], results[1][key], key)
 
 
 def small_run(logdir, config=test_train.SMALL, **kwargs):

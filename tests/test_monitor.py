@@ -103,6 +103,7 @@ class MonitorTest(tf.test.TestCase):
         self.assertEqual(times, sorted(times))
 
     def test_a_carried_run_keeps_its_curve_without_images(self):
+        # ... and its final evaluation's estimates so far.
         logdir = os.path.join(self.get_temp_dir(), 'run')
         with tf.summary.create_file_writer(logdir).as_default():
             for epoch in (1, 2, 3):
@@ -115,6 +116,11 @@ class MonitorTest(tf.test.TestCase):
         os.makedirs(os.path.dirname(frame))
         with open(frame, 'wb') as f:
             f.write(b'png')
+        saved_pass = os.path.join(logdir, checkpoints.SAVED_PASSES_DIR,
+                                  'test.npz')
+        os.makedirs(os.path.dirname(saved_pass))
+        with open(saved_pass, 'wb') as f:
+            f.write(b'estimates so far')
         folder = os.path.join(logdir, checkpoints.CHECKPOINT_DIR)
         state = tf.train.Checkpoint(step=tf.Variable(0))
         saver = tf.train.CheckpointManager(state, folder, max_to_keep=3)
@@ -130,8 +136,11 @@ class MonitorTest(tf.test.TestCase):
         self.assertCountEqual(os.listdir(os.path.dirname(dest)),
                               ['run', 'carried'])  # No copy left over.
         self.assertCountEqual(os.listdir(dest), [
-            'checkpoints', 'figures',
+            'checkpoints', 'figures', checkpoints.SAVED_PASSES_DIR,
             os.path.basename(tf.io.gfile.glob(logdir + '/events*')[0])])
+        with open(os.path.join(dest, checkpoints.SAVED_PASSES_DIR,
+                               'test.npz'), 'rb') as f:
+            self.assertEqual(f.read(), b'estimates so far')
         restored = tf.train.Checkpoint(step=tf.Variable(0))
         restored.restore(os.path.join(dest, 'checkpoints', 'ckpt-20'))
         self.assertEqual(int(restored.step), 20)
