@@ -83,12 +83,12 @@ class SavedPass:
         every: seconds between saves.
     """
 
-    def __init__(self, path, every=60.0):
+    def __init__(self, path, every=600.0):
         self.path = path
         self.every = every
         self.key = None
         self.seconds = 0.0  # The pass's time over all its starts.
-        self.resumed_rows = 0  # Rows read back at this start.
+        self.resumed_rows = 0  # Images' estimates read back at this start.
 
     def load(self):
         """The rows saved under self.key ([m, ...]), or None; sets seconds
@@ -147,8 +147,10 @@ def _map_batches(fn, x, batch_size, batches_per_call, progress=None, y=None,
     done = saved.load() if saved else None
     outputs = [] if done is None else [done]
     first_batch = 0 if done is None else len(done) // batch_size
-    if bar and first_batch:
-        bar.update(min(len(x), len(done)))
+    if first_batch:  # Rows of a padded last batch are no images.
+        saved.resumed_rows = min(len(x), len(done))
+        if bar:
+            bar.update(saved.resumed_rows)
     t0, last_save = time.time(), time.time()
     seconds_before = saved.seconds if saved else 0.0
 
