@@ -86,10 +86,16 @@ run() {  # core flagfile
   if [ ! -d "$out/$name" ] && [ -d "$carried/$name" ]; then
     cp -r "$carried/$name" "$out/$name"  # Carried from another machine.
   fi
-  taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
+  # A run whose k=5000 passes began with the main checkout's code (its
+  # logdir holds the passes saved so far, evaluation_progress/) goes on
+  # with that code: the same forward pass as the fixed checkout's, so the
+  # same estimates (README), and resumable where that checkout's are not.
+  code=$repo
+  [ -d "$out/$name/evaluation_progress" ] && code=$here/..
+  (cd "$code" && taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
     --data_dir "$data" --logdir "$out/$name" --resume --noprogress \
     --eval_every_epochs 10 \
-    >> "$out/$name.log" 2>&1
+    >> "$out/$name.log" 2>&1)
 }
 # Then the rows that cost more: IWAE k=50 after IWAE k=5 on its core (free
 # first), the 2-layer IWAE k=5 after the VAE k=5 on the other; then the
