@@ -12,6 +12,12 @@
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
+# The fixed checkout trains; the final k=5000 passes over the test and
+# training sets (an hour or more on one core) run with newer code, which
+# computes the same estimates and saves them as it goes, so that they go
+# on after a stop, as training does: ~/iwae-runs/code-eval, made at the
+# main checkout's commit when missing (and, like code-full, moved only
+# while no run is going).
 # A run outlives its machine only through the repository: carry the runs
 # still training into results/in_progress/NAME (the newest checkpoint, the
 # events' scalars, the frames: python -m iwae_tf.checkpoints; and their
@@ -68,6 +74,10 @@ if [ ! -d "$repo" ]; then  # A new machine: the carried runs' code.
   git -C "$here/.." worktree add --detach "$repo" \
     "$(cat "$carried/COMMIT" 2>/dev/null || echo HEAD)"
 fi
+evalrepo=$HOME/iwae-runs/code-eval
+if [ ! -d "$evalrepo" ]; then  # The code of the k=5000 passes.
+  git -C "$here/.." worktree add --detach "$evalrepo" HEAD
+fi
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 mkdir -p "$out"
@@ -79,6 +89,23 @@ case "${XLA_FLAGS:-}" in
   *use_region_analysis*) ;;
   *) export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_copy_insertion_use_region_analysis=true" ;;
 esac
+main_py() {  # core flagfile name checkout: main.py of that checkout
+  (cd "$4" && taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
+    --data_dir "$data" --logdir "$out/$3" --resume --noprogress \
+    --eval_every_epochs 10 \
+    >> "$out/$3.log" 2>&1)
+}
+trained() {  # logdir: whether its last epoch's checkpoint is written
+  local last dir=$1/checkpoints
+  last=$(python -c 'import json, sys
+c = json.load(open(sys.argv[1] + "/config.json"))
+n = min(50000, c["max_train_examples"] or 50000)  # binarized_mnist.npz
+print(c["epochs"] * (n // c["batch_size"]))' "$1" 2>/dev/null) || return 1
+  # Listed in the index a running run replaces once the checkpoint is
+  # whole; a carried run has none, and whole checkpoints alone.
+  grep -q "\"ckpt-$last\"" "$dir/checkpoint" 2>/dev/null ||
+    { [ ! -f "$dir/checkpoint" ] && [ -f "$dir/ckpt-$last.index" ]; }
+}
 run() {  # core flagfile
   name=$(basename "$2" .flags)
   [ -f "$out/$name/results.json" ] && return  # Finished and evaluated,
@@ -86,16 +113,29 @@ run() {  # core flagfile
   if [ ! -d "$out/$name" ] && [ -d "$carried/$name" ]; then
     cp -r "$carried/$name" "$out/$name"  # Carried from another machine.
   fi
-  # A run whose k=5000 passes began with the main checkout's code (its
-  # logdir holds the passes saved so far, evaluation_progress/) goes on
-  # with that code: the same forward pass as the fixed checkout's, so the
-  # same estimates (README), and resumable where that checkout's are not.
-  code=$repo
-  [ -d "$out/$name/evaluation_progress" ] && code=$here/..
-  (cd "$code" && taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
-    --data_dir "$data" --logdir "$out/$name" --resume --noprogress \
-    --eval_every_epochs 10 \
-    >> "$out/$name.log" 2>&1)
+  # Training, with the fixed checkout; stopped once it has written its
+  # last epoch's checkpoint, before its own k=5000 passes: they could not
+  # go on after a stop, an hour or more on one core.
+  if ! trained "$out/$name"; then
+    main_py "$1" "$2" "$name" "$repo" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      if trained "$out/$name"; then
+        sleep 30  # Its final weights and figures (done again below).
+        pkill -f -- "--logdir $out/$name --resume"
+        break
+      fi
+      sleep 30
+    done
+    wait "$pid"
+  fi
+  [ -f "$out/$name/results.json" ] && return
+  trained "$out/$name" || return  # Failed or stopped: its log says why.
+  # The k=5000 passes with newer code: the same forward pass as the fixed
+  # checkout's, so the same estimates (README), saved as they go into
+  # evaluation_progress/ and carried with the run, so a stopped pass goes
+  # on where it stopped.
+  main_py "$1" "$2" "$name" "$evalrepo"
 }
 # Then the rows that cost more: IWAE k=50 after IWAE k=5 on its core (free
 # first), the 2-layer IWAE k=5 after the VAE k=5 on the other; then the
