@@ -221,15 +221,24 @@ def _compiled_over_batches(per_batch):
         fn(x_batches [m, batch, d], y_batches [m, batch, n_classes] or None,
         first_batch, *args) -> [m, batch, ...].
     """
-    @tf.function(jit_compile=True)
+    # No autograph (train.make_train_block says why): loops as the graph.
+    @tf.function(jit_compile=True, autograph=False)
     def fn(x_batches, y_batches, first_batch, *args):
-        out = tf.TensorArray(tf.float32, size=tf.shape(x_batches)[0])
-        for i in tf.range(tf.shape(x_batches)[0]):
+        def one(i, out):
             y = None if y_batches is None else y_batches[i]
-            out = out.write(i, per_batch(x_batches[i], y, first_batch + i,
-                                         *args))
+            return i + 1, out.write(i, per_batch(x_batches[i], y,
+                                                 first_batch + i, *args))
+        n = tf.shape(x_batches)[0]
+        _, out = _loop(n, one, tf.TensorArray(tf.float32, size=n))
         return out.stack()
     return fn
+
+
+def _loop(n, body, *values):
+    """values after body(i, *values) -> (i + 1, *new values) for i = 0, ...,
+    n - 1, in a tf.while_loop: (n, *values)."""
+    return tf.while_loop(lambda i, *_: i < n, body,
+                         [tf.constant(0), *values])
 
 
 class Evaluator:
@@ -265,22 +274,25 @@ class Evaluator:
         n_blocks = chunk_samples // block_samples
 
         def one_batch(x, y, b, mask_sets):
-            # Log sum of the weights so far, [variants, batch].
-            running = tf.fill([len(masked), tf.shape(x)[0]], -np.inf)
-            for c in tf.range(n_chunks):
+            def one_chunk(c, running):
                 seed = self._chunk_seed(b, c)
                 noise = [tf.reshape(n, [n_blocks, block_samples, *n.shape[1:]])
                          for n in self.model.draw_noise(
                              chunk_samples, x.shape[0], seed)]
-                for j in tf.range(n_blocks):
+
+                def one_block(j, running):
                     block = tf.stack([tf.reduce_logsumexp(
                         self.model.log_weights(
                             x, block_samples, seed,
                             masks if is_masked else None, y,
                             noise=[n[j] for n in noise]),
                         0) for masks, is_masked in zip(mask_sets, masked)])
-                    running = tf.reduce_logsumexp(tf.stack([running, block]),
-                                                  0)
+                    return j + 1, tf.reduce_logsumexp(
+                        tf.stack([running, block]), 0)
+                return c + 1, _loop(n_blocks, one_block, running)[1]
+            # Log sum of the weights so far, [variants, batch].
+            running = tf.fill([len(masked), tf.shape(x)[0]], -np.inf)
+            running = _loop(n_chunks, one_chunk, running)[1]
             return tf.transpose(running) - math.log(n_samples)
 
         fn = _compiled_over_batches(one_batch)
@@ -382,7 +394,7 @@ class Evaluator:
         masks = None if unit_masks is None else [
             tf.constant(m, tf.float32) for m in unit_masks]
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=True, autograph=False)
         def chunk(x, c):
             return self.model.log_weights(x, chunk_samples,
                                           self._chunk_seed(0, c), masks)

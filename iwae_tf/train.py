@@ -210,16 +210,22 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
         not applied (non-finite bound or gradient) and the steps past
         steps_run read NaN; a stop is at bounds[steps_run - 1].
     """
-    @tf.function(jit_compile=True)
+    # No autograph: converting the block and every function it calls took
+    # a second or two of each run (more than XLA's compiling of some of
+    # them); the loop is written as the graph it makes.
+    @tf.function(jit_compile=True, autograph=False)
     def block(x_train, batch_indices, n_steps, first_step, y_train=None):
         for copy, v in zip(backup, state):
             copy.assign(v)
-        bounds = tf.fill([batch_indices.shape[0]], float('nan'))
-        i = tf.constant(0)  # Steps run so far.
-        # A while loop, not `for i in tf.range(n_steps)`: XLA takes a
-        # range's length as a compile-time constant, so a shorter block (an
-        # epoch's last) would compile the block again.
-        while i < n_steps:
+
+        def go_on(i, bounds, finite):
+            del bounds  # Unused.
+            if stop_at_non_finite:  # Not past a step that was not applied.
+                return tf.logical_and(i < n_steps, finite)
+            return i < n_steps
+
+        def one_step(i, bounds, finite):
+            del finite  # The previous step's.
             x = tf.gather(x_train, batch_indices[i])  # [batch, n_pixels]
             y = None if y_train is None else tf.gather(y_train,
                                                        batch_indices[i])
@@ -228,10 +234,15 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
             # A step that was not applied reads NaN.
             bounds = tf.tensor_scatter_nd_update(
                 bounds, [[i]], [tf.where(finite, mean_bound, float('nan'))])
-            i += 1
-            if stop_at_non_finite:
-                if not finite:
-                    break
+            return i + 1, bounds, finite
+
+        # A while loop on n_steps, not a range: XLA takes a range's length
+        # as a compile-time constant, so a shorter block (an epoch's last)
+        # would compile the block again.
+        i, bounds, _ = tf.while_loop(go_on, one_step, [
+            tf.constant(0),  # Steps run so far.
+            tf.fill([batch_indices.shape[0]], float('nan')),
+            tf.constant(True)])
         state_finite = tf.reduce_all(
             [tf.constant(True)] +
             [tf.reduce_all(tf.math.is_finite(v)) for v in state

@@ -80,20 +80,21 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
         return tf.concat([tf.reshape(tf.cast(grads[i], tf.float64), [-1])
                           for i in indices], 0)
 
-    @tf.function(jit_compile=True)
+    def one_draw(i, enc1, enc2, dec1, dec2):
+        _, grads = train.bound_and_gradients(
+            model, x, n_samples, tf.stack([tf.constant(seed), i]),
+            'iwae_elbo', estimator)
+        enc, dec = flat(grads, encoder), flat(grads, decoder)
+        return (i + 1, enc1 + enc, enc2 + tf.square(enc), dec1 + dec,
+                dec2 + tf.square(dec))
+
+    @tf.function(jit_compile=True, autograph=False)
     def sums():
         zeros = [tf.zeros([sum(int(np.prod(variables[i].shape))
                                for i in indices)], tf.float64)
                  for indices in (encoder, encoder, decoder, decoder)]
-        enc1, enc2, dec1, dec2 = zeros
-        for i in tf.range(n_draws):
-            _, grads = train.bound_and_gradients(
-                model, x, n_samples, tf.stack([tf.constant(seed), i]),
-                'iwae_elbo', estimator)
-            enc, dec = flat(grads, encoder), flat(grads, decoder)
-            enc1, enc2 = enc1 + enc, enc2 + tf.square(enc)
-            dec1, dec2 = dec1 + dec, dec2 + tf.square(dec)
-        return enc1, enc2, dec1, dec2
+        return tf.while_loop(lambda i, *_: i < n_draws, one_draw,
+                             [tf.constant(0), *zeros])[1:]
 
     def moments():
         out = {}
