@@ -211,8 +211,8 @@ def make_train_block(step, seed, stop_at_non_finite=True, state=(),
         steps_run read NaN; a stop is at bounds[steps_run - 1].
     """
     # No autograph: converting the block and every function it calls took
-    # a second or two of each run (more than XLA's compiling of some of
-    # them); the loop is written as the graph it makes.
+    # a second or two of each run; the loop is written as the graph it
+    # made (the same bits).
     @tf.function(jit_compile=True, autograph=False)
     def block(x_train, batch_indices, n_steps, first_step, y_train=None):
         for copy, v in zip(backup, state):
