@@ -229,12 +229,12 @@ def _compiled_over_batches(per_batch):
             return i + 1, out.write(i, per_batch(x_batches[i], y,
                                                  first_batch + i, *args))
         n = tf.shape(x_batches)[0]
-        _, out = _loop(n, one, tf.TensorArray(tf.float32, size=n))
+        _, out = counted_loop(n, one, tf.TensorArray(tf.float32, size=n))
         return out.stack()
     return fn
 
 
-def _loop(n, body, *values):
+def counted_loop(n, body, *values):
     """values after body(i, *values) -> (i + 1, *new values) for i = 0, ...,
     n - 1, in a tf.while_loop: (n, *values)."""
     return tf.while_loop(lambda i, *_: i < n, body,
@@ -289,10 +289,10 @@ class Evaluator:
                         0) for masks, is_masked in zip(mask_sets, masked)])
                     return j + 1, tf.reduce_logsumexp(
                         tf.stack([running, block]), 0)
-                return c + 1, _loop(n_blocks, one_block, running)[1]
+                return c + 1, counted_loop(n_blocks, one_block, running)[1]
             # Log sum of the weights so far, [variants, batch].
             running = tf.fill([len(masked), tf.shape(x)[0]], -np.inf)
-            running = _loop(n_chunks, one_chunk, running)[1]
+            running = counted_loop(n_chunks, one_chunk, running)[1]
             return tf.transpose(running) - math.log(n_samples)
 
         fn = _compiled_over_batches(one_batch)

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from iwae_tf import choices
+from iwae_tf import evaluate
 from iwae_tf import plots
 from iwae_tf import sweep
 from iwae_tf import train
@@ -93,8 +94,7 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
         zeros = [tf.zeros([sum(int(np.prod(variables[i].shape))
                                for i in indices)], tf.float64)
                  for indices in (encoder, encoder, decoder, decoder)]
-        return tf.while_loop(lambda i, *_: i < n_draws, one_draw,
-                             [tf.constant(0), *zeros])[1:]
+        return evaluate.counted_loop(n_draws, one_draw, *zeros)[1:]
 
     def moments():
         out = {}
