@@ -22,6 +22,7 @@ import tempfile
 
 import tensorflow as tf
 
+from iwae_tf import versions
 from iwae_tf.errors import TrainingError  # Raised here; callers catch it.
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -29,6 +30,7 @@ STAGE_DIR = 'stages'  # stages/stage-i: the weights after stage i.
 WEIGHTS = 'weights'  # LOGDIR/weights: a finished run's weights alone.
 CONFIG_FILE = 'config.json'
 THREADS_FILE = 'threads.json'  # The TensorFlow threads a run started with.
+CODE_FILE = 'code.json'  # The code it started with (versions.code_version).
 # Where a run's final evaluation saves its estimates as they come (see
 # evaluate.SavedPass), until results.json is written.
 SAVED_PASSES_DIR = 'evaluation_progress'
@@ -174,6 +176,38 @@ def check_threads(logdir, resumed, log):
             f'{started} core(s), or --threads_per_run {started} in a sweep)')
 
 
+def check_code(logdir, resumed, log):
+    """Notes the code of a run's start in logdir (CODE_FILE); when it
+    resumes with another commit or TensorFlow, logs that its steps are an
+    uninterrupted run's bits only if the training step is the same in both."""
+    path = os.path.join(logdir, CODE_FILE)
+    now = versions.code_version()
+    if not resumed:
+        write_json_atomically(path, now)
+        return
+    started = started_code(logdir)
+    if started is None:
+        return  # Started by a version that did not note it.
+    changed = [f'{name} {started.get(name)} -> {now[name]}'
+               for name in ('commit', 'tensorflow')
+               if started.get(name) != now[name]]
+    if changed:
+        log(f'note: this run goes on with other code ({", ".join(changed)}):'
+            ' it trains as an uninterrupted run would only if the training '
+            'step computes the same in both (bench/HISTORY.md names the '
+            'commits that changed it)')
+
+
+def started_code(logdir):
+    """The code a run in logdir started with (CODE_FILE), or None when it
+    did not note it."""
+    path = os.path.join(logdir, CODE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def manager(checkpoint, logdir, log):
     """A CheckpointManager of logdir/checkpoints; an unreadable index file
     ('checkpoint') is set aside, as the checkpoints are found without it."""
@@ -295,14 +329,14 @@ def save_weights(model, logdir):
 
 
 # What carry() copies besides the newest checkpoint and the events' scalars.
-_CARRIED_FILES = (CONFIG_FILE, THREADS_FILE)
+_CARRIED_FILES = (CONFIG_FILE, THREADS_FILE, CODE_FILE)
 _FRAMES = os.path.join('figures', 'frames')  # The training animation's.
 
 
 def carry(logdir, dest):
     """Copies what a run in progress needs to go on elsewhere to the folder
     dest, replacing it whole (a new folder renamed into place): the run's
-    config and thread count, its newest checkpoint that reads back (model,
+    config, thread count and code, its newest checkpoint that reads back (model,
     Adam's state, step), its TensorBoard events without their images (the
     scalars: the learning curve and its epochs' times), the training
     animation's frames and the estimates its final evaluation saved so far

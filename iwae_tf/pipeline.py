@@ -21,6 +21,7 @@ from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import monitor
 from iwae_tf import train
+from iwae_tf import versions
 from iwae_tf.config import Config
 
 RESULTS_FILE = 'results.json'
@@ -65,6 +66,14 @@ def evaluation_sizes(config):
                 batch_size=config.eval_batch_size,
                 batches_per_call=config.eval_batches_per_call,
                 calls_at_once=config.eval_calls_at_once)
+
+
+def code(logdir):
+    """results.json's 'code': what trained the run in logdir (as it noted
+    at its start; None before commit-noting versions) and what evaluated it
+    (this process), each versions.code_version()."""
+    return dict(trained=checkpoints.started_code(logdir),
+                evaluated=versions.code_version())
 
 
 def write_results(out_dir, results):
@@ -119,6 +128,7 @@ def run(config, logdir, resume=False, dataset=None, prune=True, log=print,
                 os.path.join(logdir, train.FIGURE_DIR), seed=config.seed,
                 per_class=config.class_samples, log=log)
     results['wall_time_s'] = result.wall_time_s + (time.time() - t0)
+    results['code'] = code(logdir)
     write_results(logdir, results)
     log(f'wrote {os.path.join(logdir, RESULTS_FILE)}')
     return results
@@ -179,6 +189,7 @@ def evaluate_checkpoint(path, overrides, out_dir=None, log=print,
     results.update(evaluation(model, config, dataset, log=log,
                               progress=progress, saved_dir=os.path.join(
                                   out_dir, SAVED_PASSES_DIR)))
+    results['code'] = code(run_folder(path))
     write_results(out_dir, results)
     log(f'wrote {os.path.join(out_dir, RESULTS_FILE)}')
     return results

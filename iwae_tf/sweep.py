@@ -227,6 +227,8 @@ def _figures(results):
     for name in ('pruned_test_log_likelihood', 'train_log_likelihood'):
         if name in results:
             kept[name] = results[name]
+    trained = (results.get('code') or {}).get('trained') or {}
+    kept['commit'] = trained.get('commit')  # What trained it, when known.
     return kept
 
 
@@ -570,7 +572,7 @@ def summary_rows(records):
             active_units=sum(r['active_units']) if done else '',
             final_train_bound=r['final_train_bound'] if done else '',
             wall_time_s=round(r['wall_time_s'], 1) if done else '',
-            error=r.get('error', ''))
+            commit=r.get('commit') or '', error=r.get('error', ''))
         rows.append(row)
     return rows
 

@@ -520,6 +520,7 @@ class _Training:
         self.step = _start(config, self.checkpoint, self.manager, self.model,
                            resume, log)
         checkpoints.check_threads(logdir, self.step > 0, log)
+        checkpoints.check_code(logdir, self.step > 0, log)
         self.blocks = Blocks(self.model, self.optimizer, config, dataset,
                              min(config.steps_per_call, self.steps_per_epoch))
         self.epoch_end = EpochEnd(self.model, config, dataset, logdir, log)

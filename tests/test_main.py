@@ -91,6 +91,11 @@ class MainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(results['active_units'][0], sum(
             a > 0.01 for a in results['unit_activities'][0]))
         self.assertIn('test log-likelihood (k=20)', out)
+        # The code that trained and evaluated it: this process's.
+        from iwae_tf import versions  # pylint: disable=g-import-not-at-top
+        self.assertEqual(results['code']['trained'], versions.code_version())
+        self.assertEqual(results['code']['evaluated'], results['code'][
+            'trained'])
         # Training-time and post-run figures (on by default).
         figures = os.path.join(logdir, 'figures')
         for name in ('frames/epoch_00001.png', 'frames/epoch_00002.png',
@@ -173,6 +178,7 @@ class EvaluateCommandTest(tf.test.TestCase):
         with open(os.path.join(out, 'results.json')) as f:
             again = json.load(f)
         self.assertEqual(again['config']['eval_samples'], 20)  # The run's.
+        self.assertEqual(again['code']['trained'], trained['code']['trained'])
         self.assertEqual(again['test_log_likelihood'],
                          trained['test_log_likelihood'])
         self.assertAllEqual(np.load(os.path.join(
@@ -188,8 +194,10 @@ class EvaluateCommandTest(tf.test.TestCase):
             lambda argv: command(['evaluate', shared]), 'evaluate',
             '--data_dir', folder, '--max_test_examples', '12'))
         with open(os.path.join(shared, 'evaluation', 'results.json')) as f:
-            self.assertEqual(json.load(f)['test_log_likelihood'],
-                             trained['test_log_likelihood'])
+            again = json.load(f)
+        self.assertEqual(again['test_log_likelihood'],
+                         trained['test_log_likelihood'])
+        self.assertIsNone(again['code']['trained'])  # No code.json there.
 
     def test_no_run_there_is_one_line(self):
         sys.path.insert(0, ROOT)

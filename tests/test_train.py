@@ -19,9 +19,12 @@ from iwae_tf import evaluate
 from iwae_tf import models
 from iwae_tf import monitor
 from iwae_tf import train
+from iwae_tf import versions
 from iwae_tf import checkpoints
 from iwae_tf.config import Config
 from iwae_tf import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def toy_dataset(n=200, binarization='fixed', seed=0, labelled=False):
@@ -192,9 +195,12 @@ class TrainTest(tf.test.TestCase):
                                     parts)
         self.assertEqual(sorted(os.listdir(os.path.dirname(carried))),
                          ['ckpt-8.data-00000-of-00001', 'ckpt-8.index'])
+        self.assertEqual(checkpoints.started_code(parts),
+                         versions.code_version())  # Carried with it.
         lines = []
         resumed = run(SMALL, parts, resume=True, log=lines.append)
-        self.assertFalse([line for line in lines if 'thread' in line])
+        self.assertFalse([line for line in lines
+                          if 'thread' in line or 'other code' in line])
         for a, b in zip(whole.model.trainable_variables,
                         resumed.model.trainable_variables):
             self.assertAllEqual(a, b)
@@ -223,6 +229,40 @@ class TrainTest(tf.test.TestCase):
         self.assertLen(lines, 1)
         self.assertFalse(os.path.exists(os.path.join(
             logdir, checkpoints.THREADS_FILE)))
+
+    def test_resume_with_other_code_notes_it(self):
+        logdir = self.get_temp_dir()
+        lines = []
+        checkpoints.check_code(logdir, False, lines.append)  # A start.
+        self.assertEqual(checkpoints.started_code(logdir),
+                         versions.code_version())
+        checkpoints.check_code(logdir, True, lines.append)
+        self.assertEqual(lines, [])
+        other = dict(versions.code_version(), commit='0' * 40)
+        with mock.patch.object(versions, 'code_version', lambda: other):
+            checkpoints.check_code(logdir, True, lines.append)
+        self.assertLen(lines, 1)
+        self.assertIn(f'commit {versions.commit()} -> {"0" * 40}', lines[0])
+        self.assertNotIn('tensorflow', lines[0].split('(')[1].split(')')[0])
+        # The note changes nothing: the start's code stays noted.
+        self.assertEqual(checkpoints.started_code(logdir),
+                         versions.code_version())
+        os.remove(os.path.join(logdir, checkpoints.CODE_FILE))
+        checkpoints.check_code(logdir, True, lines.append)  # Not noted.
+        self.assertLen(lines, 1)
+
+    def test_commit_of_the_checkout_only(self):
+        head = subprocess.run(['git', '-C', ROOT, 'rev-parse', 'HEAD'],
+                              capture_output=True, text=True, check=False)
+        if head.returncode:
+            self.skipTest('not a git checkout')
+        self.assertEqual(versions.commit().removesuffix('-dirty'),
+                         head.stdout.strip())
+        # A copy of the package in a folder of a repository (site-packages
+        # of a virtualenv inside one) is not that repository's commit.
+        inside = os.path.join(ROOT, 'iwae_tf')
+        with mock.patch.object(versions, '_CHECKOUT', inside):
+            self.assertIsNone(versions.commit())
 
     def test_resume_at_an_epoch_end_is_exact(self):
         whole = whole_small_run()
