@@ -1,28 +1,29 @@
 #!/usr/bin/env bash
 # The paper's fixed-binarization rows (appendix D) on the full schedule,
 # one run per core, niced so interactive work comes first. Start or resume:
-#   bash results/run_full_schedule.sh [CHECKOUT]  # default ~/iwae-runs/code-full
-# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist,
-# trained by a fixed checkout: ~/iwae-runs/code-full, made at the commit
-# named in results/in_progress/COMMIT when missing. Move that checkout to
-# another commit only while no run is going: TensorFlow's autograph reads
-# the source of the functions it converts from disk, and a running process
-# that traces a function after the move reads the new code at the old
-# line numbers (IWAE k=5 failed so as its evaluation began, 2026-11-30).
+#   bash results/run_full_schedule.sh
+# Runs live outside the checkout, in ~/iwae-runs/table1_binarized_mnist
+# ($IWAE_RUNS/table1_binarized_mnist), each trained by the commit it
+# started with, in a checkout of its own: ~/iwae-runs/code-COMMIT, made
+# when missing. A run notes that commit in its logdir's code.json when it
+# starts (runs started before iwae_tf noted it have none: they train with
+# the commit named in results/in_progress/COMMIT); a run not started yet
+# starts with the main checkout's commit. So a run trains to its end with
+# one code, its bits those of an uninterrupted run, and each new run with
+# the newest. Remove such a checkout only while no run is going.
 # Each line resumes its run from its last checkpoint (--resume starts a new
 # run when the logdir is empty). The validation bound every 10 epochs, not
 # every epoch: each is a pass over 10,000 images, a fifth of an epoch's.
-# The fixed checkout trains; the final k=5000 passes over the test and
-# training sets (an hour or more on one core) run with newer code, which
-# computes the same estimates and saves them as it goes, so that they go
-# on after a stop, as training does: ~/iwae-runs/code-eval, made at the
-# main checkout's commit when missing (and, like code-full, moved only
-# while no run is going).
+# The final k=5000 passes over the test and training sets (an hour or more
+# on one core) run with ~/iwae-runs/code-eval, made at the main checkout's
+# commit when missing, which computes the same estimates as the code of
+# every run here (README) and saves them as it goes, so that they go on
+# after a stop, as training does.
 # A run outlives its machine only through the repository: carry the runs
 # still training into results/in_progress/NAME (the newest checkpoint, the
-# events' scalars, the frames: python -m iwae_tf.checkpoints; and their
-# table, as below) and commit it; on a new machine this script starts each
-# run from there:
+# events' scalars, the frames, code.json: python -m iwae_tf.checkpoints;
+# and their table, as below) and commit it; on a new machine this script
+# starts each run from there:
 #   bash results/run_full_schedule.sh --save
 # Collect the finished runs into results/table1_binarized_mnist/NAME/ (their
 # results.json, test_log_likelihoods.npy, config.json, learning_curve.csv,
@@ -31,7 +32,8 @@
 # `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
 # and write their table and learning curves (tasks/paper_table.py):
 #   bash results/run_full_schedule.sh --collect
-out=~/iwae-runs/table1_binarized_mnist
+runs=${IWAE_RUNS:-$HOME/iwae-runs}
+out=$runs/table1_binarized_mnist
 here=$(cd "$(dirname "$0")" && pwd)
 carried=$here/in_progress
 if [ "${1:-}" = --save ]; then
@@ -69,19 +71,15 @@ if [ "${1:-}" = --collect ]; then
   [ -d "$kept" ] && python "$table" --runs_dir "$kept"
   exit 0
 fi
-repo=${1:-$HOME/iwae-runs/code-full}
-if [ ! -d "$repo" ]; then  # A new machine: the carried runs' code.
-  git -C "$here/.." worktree add --detach "$repo" \
-    "$(cat "$carried/COMMIT" 2>/dev/null || echo HEAD)"
-fi
-evalrepo=$HOME/iwae-runs/code-eval
+main=$(cd "$here/.." && pwd)
+head=$(git -C "$main" rev-parse HEAD)  # What runs not started yet train with.
+evalrepo=$runs/code-eval
 if [ ! -d "$evalrepo" ]; then  # The code of the k=5000 passes.
-  git -C "$here/.." worktree add --detach "$evalrepo" HEAD
+  git -C "$main" worktree add --detach "$evalrepo" HEAD
 fi
 # The offline data beside the main checkout (this script is in results/).
 data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 mkdir -p "$out"
-cd "$repo"
 # XLA's copy insertion with region analysis, as iwae_tf sets it since
 # commit 3799b72: the same bits (README, Speed), fewer copies a step, for
 # runs whose checkout predates it.
@@ -106,6 +104,24 @@ print(c["epochs"] * (n // c["batch_size"]))' "$1" 2>/dev/null) || return 1
   grep -q "\"ckpt-$last\"" "$dir/checkpoint" 2>/dev/null ||
     { [ ! -f "$dir/checkpoint" ] && [ -f "$dir/ckpt-$last.index" ]; }
 }
+code_of() {  # logdir: the checkout of the commit that trains its run
+  local commit
+  commit=$(python -c 'import json, sys
+print((json.load(open(sys.argv[1])).get("commit") or "").split("-")[0])' \
+    "$1/code.json" 2>/dev/null)
+  if [ -z "$commit" ]; then
+    if [ -d "$1/checkpoints" ]; then  # Started before runs noted it.
+      commit=$(git -C "$main" rev-parse "$(cat "$carried/COMMIT")")
+    else
+      commit=$head  # Not started yet.
+    fi
+  fi
+  local checkout=$runs/code-${commit:0:12}
+  if [ ! -d "$checkout" ]; then
+    git -C "$main" worktree add --detach "$checkout" "$commit" >&2 || return 1
+  fi
+  echo "$checkout"
+}
 run() {  # core flagfile
   name=$(basename "$2" .flags)
   [ -f "$out/$name/results.json" ] && return  # Finished and evaluated,
@@ -113,7 +129,8 @@ run() {  # core flagfile
   if [ ! -d "$out/$name" ] && [ -d "$carried/$name" ]; then
     cp -r "$carried/$name" "$out/$name"  # Carried from another machine.
   fi
-  # Training, with the fixed checkout; stopped once it has written its
+  repo=$(code_of "$out/$name") || return
+  # Training, with its commit's checkout; stopped once it has written its
   # last epoch's checkpoint, before its own k=5000 passes: they could not
   # go on after a stop, an hour or more on one core.
   if ! trained "$out/$name"; then
@@ -131,7 +148,7 @@ run() {  # core flagfile
   fi
   [ -f "$out/$name/results.json" ] && return
   trained "$out/$name" || return  # Failed or stopped: its log says why.
-  # The k=5000 passes with newer code: the same forward pass as the fixed
+  # The k=5000 passes with code-eval: the same forward pass as the run's
   # checkout's, so the same estimates (README), saved as they go into
   # evaluation_progress/ and carried with the run, so a stopped pass goes
   # on where it stopped.
