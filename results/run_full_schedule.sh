@@ -117,9 +117,12 @@ print((json.load(open(sys.argv[1])).get("commit") or "").split("-")[0])' \
     fi
   fi
   local checkout=$runs/code-${commit:0:12}
-  if [ ! -d "$checkout" ]; then
-    git -C "$main" worktree add --detach "$checkout" "$commit" >&2 || return 1
-  fi
+  # One at a time: both cores' queues may ask for the same checkout at once.
+  ( flock 9
+    [ -d "$checkout" ] ||
+      git -C "$main" worktree add --detach "$checkout" "$commit" >&2
+  ) 9> "$runs/.checkouts.lock" ||
+    { echo "error: no checkout of $commit for $1" >&2; return 1; }
   echo "$checkout"
 }
 run() {  # core flagfile
