@@ -336,8 +336,8 @@ _FRAMES = os.path.join('figures', 'frames')  # The training animation's.
 def carry(logdir, dest):
     """Copies what a run in progress needs to go on elsewhere to the folder
     dest, replacing it whole (a new folder renamed into place): the run's
-    config, thread count and code, its newest checkpoint that reads back (model,
-    Adam's state, step), its TensorBoard events without their images (the
+    config, thread count and code, its newest checkpoint that reads back
+    (model, Adam's state, step), its TensorBoard events without their images (the
     scalars: the learning curve and its epochs' times), the training
     animation's frames and the estimates its final evaluation saved so far
     (SAVED_PASSES_DIR); not its stage weights nor its older checkpoints.

@@ -2,8 +2,8 @@
 
 A run notes it in its logdir when it starts (code.json) and writes it into
 results.json when it ends, so that a table's row says the commit and the
-library versions behind it: a resumed run trains its first weights' bits
-only with the code it started with (see checkpoints.check_code).
+library versions behind it: a resumed run goes on as it would have
+uninterrupted only with the code it started with (checkpoints.check_code).
 """
 
 import importlib.metadata
