@@ -337,10 +337,11 @@ def carry(logdir, dest):
     """Copies what a run in progress needs to go on elsewhere to the folder
     dest, replacing it whole (a new folder renamed into place): the run's
     config, thread count and code, its newest checkpoint that reads back
-    (model, Adam's state, step), its TensorBoard events without their images (the
-    scalars: the learning curve and its epochs' times), the training
-    animation's frames and the estimates its final evaluation saved so far
-    (SAVED_PASSES_DIR); not its stage weights nor its older checkpoints.
+    (model, Adam's state, step), its TensorBoard events without their
+    images (the scalars: the learning curve and its epochs' times), the
+    training animation's frames and the estimates its final evaluation
+    saved so far (SAVED_PASSES_DIR); not its stage weights nor its older
+    checkpoints.
     dest is a logdir: `main.py --resume --logdir DEST` goes on from it
     exactly (on another machine, from the same weights; whether bit for bit
     depends on that machine's CPU and thread count as in any resume).
