@@ -95,10 +95,11 @@ main_py() {  # core flagfile name checkout: main.py of that checkout
 }
 trained() {  # logdir: whether its last epoch's checkpoint is written
   local last dir=$1/checkpoints
-  last=$(python -c 'import json, sys
-c = json.load(open(sys.argv[1] + "/config.json"))
-n = min(50000, c["max_train_examples"] or 50000)  # binarized_mnist.npz
-print(c["epochs"] * (n // c["batch_size"]))' "$1" 2>/dev/null) || return 1
+  last=$(PYTHONPATH=$main python -c 'import json, sys
+from iwae_tf.config import Config  # Plain Python: no TensorFlow.
+c = Config.from_dict(json.load(open(sys.argv[1] + "/config.json")))
+n = min(50000, c.max_train_examples or 50000)  # binarized_mnist.npz
+print(c.total_epochs * (n // c.batch_size))' "$1" 2>/dev/null) || return 1
   # Listed in the index a running run replaces once the checkpoint is
   # whole; a carried run has none, and whole checkpoints alone.
   grep -q "\"ckpt-$last\"" "$dir/checkpoint" 2>/dev/null ||
