@@ -23,6 +23,13 @@ of a run in it (from its ledger): a run pinned alone against a run beside
 another (shards) tells what the cores cost each other; --way picks some
 ways. The issue's target: the Ray grid in at most 0.7x the one-process
 time on 2 cores.
+
+--scaling times, before the grid, what bounds that ratio for runs whose
+training dominates: the fused k=5 training loop (bench/throughput.py
+--configs 1:5) in one process on every core, then as one process per core
+at once (one TensorFlow thread each, pinned), then one such process alone.
+One run per core takes at least (one process's ex/s) / (the sum of the
+processes' at once) of the one-process time, whatever runs the grid.
 """
 
 import json
@@ -49,6 +56,10 @@ WAYS = ('ray', 'one', 'shards', 'one_thread', 'pinned')
 flags.DEFINE_multi_enum('way', list(WAYS), WAYS, 'The ways to time (see '
                         'above); `one` always, as the ratios\' base.')
 flags.DEFINE_integer('repeats', 2, 'Rounds of the ways, in turns.')
+flags.DEFINE_bool('scaling', False, 'Time first the fused training loop '
+                  'on every core against one process per core (see above).')
+flags.DEFINE_integer('scaling_steps', 1500, 'Training steps per timing of '
+                     '--scaling.')
 flags.DEFINE_string('data_dir', os.environ.get('IWAE_DATA_DIR'),
                     'Where binarized_mnist.npz is.')
 
@@ -102,8 +113,65 @@ def run_seconds(out_dir):
     return sum(r['wall_time_s'] for r in done) / len(done)
 
 
+def _throughput(cores, threads):
+    """The bench/throughput.py command of the fused k=5 loop on these
+    cores with this many TensorFlow threads (None: TensorFlow's default)."""
+    command = ['taskset', '-c', ','.join(map(str, cores)), sys.executable,
+               os.path.join(ROOT, 'bench', 'throughput.py'), '--configs',
+               '1:5', '--steps', str(FLAGS.scaling_steps), '--noeval',
+               '--nodensities', '--noprofile', '--nostep_parts', '--notorch',
+               '--estimators=']
+    if FLAGS.data_dir:
+        command += ['--data_dir', FLAGS.data_dir]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads),
+                   TF_NUM_INTEROP_THREADS=str(threads))
+    return command, env
+
+
+def fused_rates(*commands):
+    """Runs the throughput commands at once: the fused loop's examples/s
+    of each (its row of the training table)."""
+    processes = [subprocess.Popen(c, cwd=ROOT, env=env, text=True,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+                 for c, env in commands]
+    rates = []
+    for p, (c, _) in zip(processes, commands):
+        out, _ = p.communicate()
+        rows = [line.split() for line in out.splitlines()]
+        row = [r for r in rows if r[:2] == ['1', '5'] and len(r) > 2]
+        if p.returncode or not row:
+            raise SystemExit(f'error: {" ".join(c)} exited with '
+                             f'{p.returncode} and no training row')
+        rates.append(float(row[0][2]))
+    return rates
+
+
+def scaling():
+    """Prints the fused k=5 loop's examples/s in one process on every
+    core, as one process per core at once, and one such process alone, and
+    the least ratio of wall times those give one run per core."""
+    cores = sorted(os.sched_getaffinity(0))
+    (both,) = fused_rates(_throughput(cores, None))
+    apart = fused_rates(*(_throughput([c], 1) for c in cores))
+    (alone,) = fused_rates(_throughput(cores[:1], 1))
+    print(f'fused k=5 training, {FLAGS.scaling_steps} steps a timing: one '
+          f'process on {len(cores)} cores {both:,.0f} ex/s; one process per '
+          f'core at once (one thread each) '
+          f'{" + ".join(f"{r:,.0f}" for r in apart)} = {sum(apart):,.0f}; '
+          f'one of them alone {alone:,.0f}', flush=True)
+    print(f'  the cores\' threads in one process give {both / alone:.2f}x '
+          f'one thread, {len(cores)} processes {sum(apart) / alone:.2f}x: '
+          f'one run per core takes at least {both / sum(apart):.2f} of the '
+          f'one-process time when training dominates', flush=True)
+
+
 def main(argv):
     del argv
+    if FLAGS.scaling:
+        scaling()
     print(f'{len(FLAGS.seeds)} runs of {FLAGS.flagfile_run}, {FLAGS.epochs} '
           f'epoch(s) of {FLAGS.max_train_examples or "all"} examples each; '
           f'ray: --jobs {FLAGS.jobs}', flush=True)
