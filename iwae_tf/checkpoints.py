@@ -178,8 +178,9 @@ def check_threads(logdir, resumed, log):
 
 def check_code(logdir, resumed, log):
     """Notes the code of a run's start in logdir (CODE_FILE); when it
-    resumes with another commit or TensorFlow, logs that its steps are an
-    uninterrupted run's bits only if the training step is the same in both."""
+    resumes with another commit or TensorFlow, or on another CPU, logs that
+    its steps are an uninterrupted run's bits only if the training step
+    computes the same in both."""
     path = os.path.join(logdir, CODE_FILE)
     now = versions.code_version()
     if not resumed:
@@ -196,6 +197,12 @@ def check_code(logdir, resumed, log):
             ' it trains as an uninterrupted run would only if the training '
             'step computes the same in both (bench/HISTORY.md names the '
             'commits that changed it)')
+    # Runs started before the CPU was noted have none to compare.
+    if started.get('cpu', now['cpu']) != now['cpu']:
+        log(f'note: this run goes on on another CPU ({started["cpu"]} -> '
+            f'{now["cpu"]}): XLA compiles for the CPU it runs on, and sums '
+            'in another order on another one, so from here its bits are not '
+            'those of an uninterrupted run (its results are as valid)')
 
 
 def started_code(logdir):

@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -250,6 +251,40 @@ class TrainTest(tf.test.TestCase):
         os.remove(os.path.join(logdir, checkpoints.CODE_FILE))
         checkpoints.check_code(logdir, True, lines.append)  # Not noted.
         self.assertLen(lines, 1)
+
+    def test_resume_on_another_cpu_notes_it(self):
+        logdir = self.get_temp_dir()
+        lines = []
+        checkpoints.check_code(logdir, False, lines.append)  # A start.
+        other = dict(versions.code_version(), cpu='Other CPU, avx512f')
+        with mock.patch.object(versions, 'code_version', lambda: other):
+            checkpoints.check_code(logdir, True, lines.append)
+        self.assertLen(lines, 1)
+        self.assertIn(f'another CPU ({versions.cpu()} -> Other CPU, avx512f)',
+                      lines[0])
+        # A run started before the CPU was noted: nothing to compare.
+        checkpoints.write_json_atomically(
+            os.path.join(logdir, checkpoints.CODE_FILE),
+            {k: v for k, v in versions.code_version().items() if k != 'cpu'})
+        with mock.patch.object(versions, 'code_version', lambda: other):
+            checkpoints.check_code(logdir, True, lines.append)
+        self.assertLen(lines, 1)
+
+    def test_cpu_from_cpuinfo(self):
+        path = os.path.join(self.get_temp_dir(), 'cpuinfo')
+        with open(path, 'w') as f:
+            f.write('processor\t: 0\nvendor_id\t: GenuineIntel\n'
+                    'cpu family\t: 6\nmodel\t\t: 143\n'
+                    'model name\t: Intel(R) Xeon(R) Platinum 8480+\n'
+                    'cache size\t: 107520 KB\n'
+                    'flags\t\t: fpu sse avx avx2 fma avx512f avx512bw\n\n'
+                    'processor\t: 1\nmodel name\t: Another\n')
+        self.assertEqual(
+            versions.cpu(path), 'Intel(R) Xeon(R) Platinum 8480+, family 6 '
+            'model 143, 107520 KB cache, avx avx2 fma avx512f')
+        self.assertEqual(versions.cpu(path + '.missing'),
+                         platform.processor() or None)
+        self.assertEqual(versions.code_version()['cpu'], versions.cpu())
 
     def test_commit_of_the_checkout_only(self):
         head = subprocess.run(['git', '-C', ROOT, 'rev-parse', 'HEAD'],
