@@ -506,22 +506,31 @@ def _offline():
 def _tfds_images(name, splits, data_dir, download, looked_for,
                  to_28x28=False):
     """Loads whole TFDS splits as [(float32 [n, 784], labels or None)]."""
-    where = data_dir or 'the tensorflow-datasets folder'
-    hint = (f'no local {name} data: looked in {where} for {looked_for}, and '
-            f'tensorflow-datasets has no prepared {name}')
+    if data_dir:
+        hint = (f'no local {name} data: looked in {data_dir} for '
+                f'{looked_for}, and tensorflow-datasets has no prepared {name} '
+                'there')
+        local = f'put the files in {data_dir}'
+    else:  # Only tensorflow-datasets' own folder was looked in.
+        folder = (os.environ.get('TFDS_DATA_DIR')
+                  or os.path.expanduser('~/tensorflow_datasets'))
+        hint = (f'no local {name} data: no --data_dir (or $IWAE_DATA_DIR) '
+                f'given, and tensorflow-datasets has no prepared {name} in '
+                f'{folder}')
+        local = f'pass --data_dir, a folder holding {looked_for}'
     try:
         import tensorflow_datasets as tfds
         builder = tfds.builder(name, data_dir=data_dir)
         if not builder.is_prepared():
             if not download:
-                raise DataError(f'{hint}; put the files there, or rerun with '
-                                'downloads allowed (--download) on a machine '
-                                'with internet access')
+                raise DataError(f'{hint}; {local}, or rerun with downloads '
+                                'allowed (--download) on a machine with '
+                                'internet access')
             if _offline():
                 raise DataError(f'{hint}, and no download host resolves '
                                 f'({", ".join(DOWNLOAD_HOSTS)}): no network '
-                                'here; put the files there, or download on a '
-                                'machine with internet access')
+                                f'here; {local}, or download on a machine '
+                                'with internet access')
             builder.download_and_prepare()
         results = []
         for split in splits:
@@ -538,7 +547,7 @@ def _tfds_images(name, splits, data_dir, download, looked_for,
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e)
         raise DataError(f'{hint}, and it could not be downloaded ({first}); '
-                        f'put the files in {where}') from None
+                        f'{local}') from None
 
 
 def _resize_tfds_omniglot(images):

@@ -136,6 +136,17 @@ class SourceErrorsTest(tf.test.TestCase, parameterized.TestCase):
                                     f'no local {name} data: looked in'):
             data.load_dataset(name, os.path.join(folder), download=False)
 
+    def test_nothing_local_without_data_dir_says_pass_it(self):
+        # Without --data_dir only tensorflow-datasets' folder is looked in:
+        # the error names that folder and the flag, not files looked for.
+        folder = self.get_temp_dir()
+        with mock.patch.dict(os.environ, {'TFDS_DATA_DIR': folder}):
+            with self.assertRaisesRegex(
+                    data.DataError,
+                    f'no --data_dir .* no prepared binarized_mnist in {folder}; '
+                    'pass --data_dir, a folder holding binarized_mnist.npz'):
+                data.load_dataset('binarized_mnist', None, download=False)
+
     def test_no_network_fails_at_once(self):
         # Without a download host's address tensorflow-datasets would retry
         # for minutes; the loader says so before it starts.
