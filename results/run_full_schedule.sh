@@ -36,6 +36,16 @@ runs=${IWAE_RUNS:-$HOME/iwae-runs}
 out=$runs/table1_binarized_mnist
 here=$(cd "$(dirname "$0")" && pwd)
 carried=$here/in_progress
+# Nothing starts without the packages (a new machine): each run would stop
+# at its first import, and its core's queue go on to the next run.
+if ! python -c 'import importlib.util as u, sys
+sys.exit(not all(u.find_spec(m) for m in (
+    "absl", "tensorflow", "tensorflow_probability", "tf_keras")))' \
+    2>/dev/null; then
+  echo "error: $(command -v python) lacks TensorFlow, TFP, tf-keras or" \
+    "absl-py: run pip install -e $(cd "$here/.." && pwd) first" >&2
+  exit 1
+fi
 if [ "${1:-}" = --save ]; then
   for dir in "$out"/*/; do
     name=$(basename "$dir")
