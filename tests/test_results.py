@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import test_main
@@ -69,3 +70,24 @@ def test_active_unit_study_table_is_its_ledger(tmp_path):
     means = summary[summary.index('| configuration |'):].strip()
     assert len(means.splitlines()) == 2 + 8  # 2 objectives x 4 inits.
     assert means in _readme()
+
+
+def test_schedule_script_stops_at_once_without_the_packages(tmp_path):
+    # A new machine before `pip install`: python without site-packages.
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    fake = bin_dir / 'python'
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f'{bin_dir}:{os.environ["PATH"]}',
+               IWAE_RUNS=str(tmp_path / 'runs'))
+    script = os.path.join(RESULTS, 'run_full_schedule.sh')
+    before = sorted(os.listdir(os.path.join(RESULTS, 'in_progress')))
+    done = subprocess.run(['bash', script, '--save'], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'error: {fake} lacks')
+    assert 'pip install -e' in lines[0]
+    assert not done.stdout  # Nothing carried.
+    assert sorted(os.listdir(os.path.join(RESULTS, 'in_progress'))) == before
