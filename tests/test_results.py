@@ -15,6 +15,7 @@ import sys
 import test_main
 
 sys.path.insert(0, test_main.ROOT)
+from tasks import bound_vs_k  # pylint: disable=g-import-not-at-top
 from tasks import paper_table  # pylint: disable=g-import-not-at-top
 from iwae_tf import sweep  # pylint: disable=g-bad-import-order
 from iwae_tf.config import Config
@@ -22,6 +23,7 @@ from iwae_tf.config import Config
 RESULTS = os.path.join(test_main.ROOT, 'results')
 FULL_SCHEDULE = os.path.join(RESULTS, 'table1_binarized_mnist')
 STUDY = os.path.join(RESULTS, 'active_units_80_epochs')
+BOUNDS = os.path.join(RESULTS, 'bound_vs_k')
 
 
 def _read(path):
@@ -70,6 +72,21 @@ def test_active_unit_study_table_is_its_ledger(tmp_path):
     means = summary[summary.index('| configuration |'):].strip()
     assert len(means.splitlines()) == 2 + 8  # 2 objectives x 4 inits.
     assert means in _readme()
+
+
+def test_bound_against_k_table_is_its_runs_bounds():
+    # As tasks/bound_vs_k.py writes it from the finished full-schedule
+    # runs' weights.
+    runs = json.loads(_read(os.path.join(BOUNDS, 'bounds.json')))
+    table = bound_vs_k.report(runs)
+    assert table == _read(os.path.join(BOUNDS, 'bounds.md'))
+    assert table[table.index('| run |'):].strip() in _readme()
+    assert {r['run'] for r in runs} <= set(os.listdir(FULL_SCHEDULE))
+    for run in runs:  # Theorem 1: L_k rises with k, to L_5000.
+        means = [b['mean'] for b in run['bounds']]
+        assert means == sorted(means) and len(set(means)) == len(means)
+        for b in run['bounds'][:-1]:
+            assert b['gap_to_kmax'] > 5 * b['gap_standard_error'] > 0
 
 
 def test_schedule_script_stops_at_once_without_the_packages(tmp_path):
