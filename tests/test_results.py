@@ -54,6 +54,11 @@ def test_full_schedule_table_is_its_runs_files():
         assert row['epochs'] == 3280
         if row['paper'] is not None:  # The bar: within a nat.
             assert row['this package'] > row['paper'] - 1.0
+        # README, Checking an estimate: the row is this check.json.
+        assert (f"| {row['run']} | {check['package']:.3f} | "
+                f"{check['numpy_float64']:.3f} | {check['difference']:+.4f} "
+                f"± {check['standard_error']:.4f} | {check['z']:+.2f} |"
+                in _readme())
 
 
 def test_active_unit_study_table_is_its_ledger(tmp_path):
