@@ -30,12 +30,20 @@
 # final weights and figures; not their checkpoints, nor the GIF's frames),
 # each loadable with --init_from and
 # `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
-# and write their table and learning curves (tasks/paper_table.py):
+# and write their table and learning curves (tasks/paper_table.py); the
+# transfers of table 2 (flags/binarized_mnist_*_to_*.flags) into
+# results/transfer_binarized_mnist/NAME/ alike:
 #   bash results/run_full_schedule.sh --collect
 runs=${IWAE_RUNS:-$HOME/iwae-runs}
 out=$runs/table1_binarized_mnist
 here=$(cd "$(dirname "$0")" && pwd)
 carried=$here/in_progress
+kept_dir() {  # name: where its finished run is collected
+  case "$1" in
+    *_to_*) echo "$here/transfer_binarized_mnist" ;;  # Table 2's.
+    *) echo "$here/table1_binarized_mnist" ;;
+  esac
+}
 # Nothing starts without the packages (a new machine): each run would stop
 # at its first import, and its core's queue go on to the next run.
 if ! python -c 'import importlib.util as u, sys
@@ -61,12 +69,12 @@ if [ "${1:-}" = --save ]; then
   exit 0
 fi
 if [ "${1:-}" = --collect ]; then
-  kept=$here/table1_binarized_mnist
   table="$here/../tasks/paper_table.py"
   python "$table" --runs_dir "$out" > /dev/null  # Each learning_curve.csv.
   for dir in "$out"/*/; do
     name=$(basename "$dir")
     [ -f "$dir/results.json" ] || continue  # Not finished yet.
+    kept=$(kept_dir "$name")
     mkdir -p "$kept/$name"
     cp "$dir"/results.json "$dir"/test_log_likelihoods.npy \
       "$dir"/config.json "$dir"/learning_curve.csv "$dir"/weights.* \
@@ -78,6 +86,7 @@ if [ "${1:-}" = --collect ]; then
     echo "collected $name"
   done
   # The table beside the paper's and nbip/IWAE's numbers: table.md, table.csv.
+  kept=$here/table1_binarized_mnist
   [ -d "$kept" ] && python "$table" --runs_dir "$kept"
   exit 0
 fi
@@ -97,10 +106,10 @@ case "${XLA_FLAGS:-}" in
   *use_region_analysis*) ;;
   *) export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_copy_insertion_use_region_analysis=true" ;;
 esac
-main_py() {  # core flagfile name checkout: main.py of that checkout
+main_py() {  # core flagfile name checkout [flags]: main.py of that checkout
   (cd "$4" && taskset -c "$1" nice -n 15 python main.py --flagfile "$2" \
     --data_dir "$data" --logdir "$out/$3" --resume --noprogress \
-    --eval_every_epochs 10 \
+    --eval_every_epochs 10 "${@:5}" \
     >> "$out/$3.log" 2>&1)
 }
 trained() {  # logdir: whether its last epoch's checkpoint is written
@@ -136,10 +145,10 @@ print((json.load(open(sys.argv[1])).get("commit") or "").split("-")[0])' \
     { echo "error: no checkout of $commit for $1" >&2; return 1; }
   echo "$checkout"
 }
-run() {  # core flagfile
+run() {  # core flagfile [flags of main.py]
   name=$(basename "$2" .flags)
   [ -f "$out/$name/results.json" ] && return  # Finished and evaluated,
-  [ -f "$here/table1_binarized_mnist/$name/results.json" ] && return  # here.
+  [ -f "$(kept_dir "$name")/$name/results.json" ] && return  # here.
   if [ ! -d "$out/$name" ] && [ -d "$carried/$name" ]; then
     cp -r "$carried/$name" "$out/$name"  # Carried from another machine.
   fi
@@ -148,7 +157,7 @@ run() {  # core flagfile
   # last epoch's checkpoint, before its own k=5000 passes: they could not
   # go on after a stop, an hour or more on one core.
   if ! trained "$out/$name"; then
-    main_py "$1" "$2" "$name" "$repo" &
+    main_py "$1" "$2" "$name" "$repo" "${@:3}" &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
       if trained "$out/$name"; then
@@ -166,7 +175,28 @@ run() {  # core flagfile
   # checkout's, so the same estimates (README), saved as they go into
   # evaluation_progress/ and carried with the run, so a stopped pass goes
   # on where it stopped.
-  main_py "$1" "$2" "$name" "$evalrepo"
+  main_py "$1" "$2" "$name" "$evalrepo" "${@:3}"
+}
+finished() {  # name: the folder of its finished run (results.json), if any
+  local dir
+  for dir in "$out/$1" "$(kept_dir "$1")/$1"; do
+    [ -f "$dir/results.json" ] && { echo "$dir"; return; }
+  done
+  return 1
+}
+transfer() {  # core flagfile from: the flagfile's run from the weights of
+  # the finished run `from` (--init_from), once that run is finished; a
+  # run already started goes on from its own checkpoints
+  local source name
+  name=$(basename "$2" .flags)
+  if source=$(finished "$3"); then
+    run "$1" "$2" --init_from "$source"
+  elif compgen -G "$out/$name/checkpoints/ckpt-*.index" > /dev/null ||
+       compgen -G "$carried/$name/checkpoints/ckpt-*.index" > /dev/null; then
+    run "$1" "$2"
+  else
+    echo "$name: waits for $3 to finish" >&2
+  fi
 }
 # Then the rows that cost more: IWAE k=50 after IWAE k=5 on its core (free
 # first), the 2-layer IWAE k=5 after the VAE k=5 on the other; then the
@@ -179,15 +209,23 @@ run() {  # core flagfile
 # to the bit (tests/test_objectives.py), so with the same seed it trains
 # IWAE k=1's bits (its first 443 epochs did, README) and IWAE k=1's row
 # stands for both, as in the paper's table.
+# The transfers of table 2 (3^7 epochs each) before the longest rows: the
+# VAE k=1 (IWAE k=1's run, the same bits) trained on as IWAE k=50 (about
+# 26 h) after the 2-layer VAE k=5, and IWAE k=50 trained on as the VAE k=1
+# (about 1.5 h) once IWAE k=50 is done.
 # Edit this list only as a new file moved over this one (`mv`): a running
 # bash reads its script as it goes, from the file it opened.
 ( run 0 flags/binarized_mnist_1layer_iwae_k5.flags;
   run 0 flags/binarized_mnist_1layer_iwae_k50.flags;
+  transfer 0 flags/binarized_mnist_iwae_to_vae.flags \
+    binarized_mnist_1layer_iwae_k50;
   run 0 flags/binarized_mnist_1layer_vae_k50.flags ) &
 ( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
   run 1 flags/binarized_mnist_1layer_vae_k5.flags;
   run 1 flags/binarized_mnist_2layer_iwae_k5.flags;
   run 1 flags/binarized_mnist_2layer_iwae_k1.flags;
   run 1 flags/binarized_mnist_2layer_vae_k5.flags;
+  transfer 1 flags/binarized_mnist_vae_to_iwae.flags \
+    binarized_mnist_1layer_iwae_k1;
   run 1 flags/binarized_mnist_2layer_iwae_k50.flags ) &
 wait

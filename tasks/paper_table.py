@@ -77,8 +77,10 @@ COLUMNS = ('run', 'paper', 'nbip/IWAE', 'this package', 'minus paper',
 
 def reference_key(config):
     """The key of config's row in REFERENCE (the standard estimator
-    only; at k=1 the VAE is the IWAE), or None."""
-    if config.estimator != 'standard' or config.conditional:
+    only; at k=1 the VAE is the IWAE), or None. A run started from another
+    run's weights (--init_from: a transfer of table 2) has no row."""
+    if (config.estimator != 'standard' or config.conditional
+            or config.init_from):
         return None
     objective = 'iwae_elbo' if config.n_samples == 1 else config.objective
     return (config.dataset, config.stochastic_layers, objective,

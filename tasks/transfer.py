@@ -3,7 +3,8 @@
 Trains a 1-layer VAE (k=1) and IWAE (k=--iwae_samples), or takes them from
 --vae_checkpoint / --iwae_checkpoint, then trains each on with the other
 objective from its weights (a fresh optimizer; --transfer_epochs at
---transfer_learning_rate, constant, as the authors' code). Before and after
+--transfer_learning_rate, constant, as the authors' code), or takes those
+from --vae_to_iwae_checkpoint / --iwae_to_vae_checkpoint. Before and after
 each transfer it reports the four columns of table 2: test log-likelihood
 (k=--eval_samples), the IWAE bound with k=--iwae_samples and the VAE bound
 on the test set, and active units.
@@ -33,6 +34,12 @@ flags.DEFINE_string('vae_checkpoint', None, 'A trained 1-layer VAE (a logdir '
                     'or checkpoint) to start from; trained here if not given.')
 flags.DEFINE_string('iwae_checkpoint', None, 'A trained 1-layer IWAE to start '
                     'from; trained here if not given.')
+flags.DEFINE_string('vae_to_iwae_checkpoint', None, 'The VAE trained on with '
+                    'the IWAE objective (main.py with flags/*vae_to_iwae.flags)'
+                    '; trained here if not given.')
+flags.DEFINE_string('iwae_to_vae_checkpoint', None, 'The IWAE trained on with '
+                    'the VAE objective (main.py with flags/*iwae_to_vae.flags)'
+                    '; trained here if not given.')
 flags.DEFINE_integer('iwae_samples', 50, 'k of the IWAE runs and of the IWAE '
                      'bound column (table 2: 50).', lower_bound=2)
 flags.DEFINE_integer('transfer_epochs', None, 'Epochs after a transfer '
@@ -72,8 +79,9 @@ class TableRows:
             active_units=results['active_units'][0])
 
 
-def base_model(name, config, dataset, out_dir, checkpoint):
-    """The model to transfer from, and the checkpoint that holds it."""
+def trained_model(name, config, dataset, out_dir, checkpoint):
+    """The model of config trained into out_dir/name, or read from
+    checkpoint when given; and the checkpoint that holds it."""
     if checkpoint:
         model = train.make_model(config, dataset)
         return model, checkpoints.load_weights(model, checkpoint)
@@ -100,8 +108,11 @@ def report(rows, n_iwae):
 def run_task():
     n_iwae = FLAGS.iwae_samples
     out_dir = common.out_dir_from_flags(os.path.join('results', 'transfer'))
+    os.makedirs(out_dir, exist_ok=True)  # Nothing may train into it.
     dataset = common.load_data()
-    given = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint)
+    given = dict(vae=FLAGS.vae_checkpoint, iwae=FLAGS.iwae_checkpoint,
+                 vae_to_iwae=FLAGS.vae_to_iwae_checkpoint,
+                 iwae_to_vae=FLAGS.iwae_to_vae_checkpoint)
     rows = []
     # Every model of the table has this architecture.
     table_row = TableRows(common.config_for(
@@ -113,8 +124,8 @@ def run_task():
                                    objective=base_objective,
                                    n_samples=k[base_objective],
                                    estimator='standard')
-        model, path = base_model(base, config, dataset, out_dir,
-                                 given[base])
+        model, path = trained_model(base, config, dataset, out_dir,
+                                    given[base])
         rows.append(dict(model=label(base_objective, n_iwae), checkpoint=path,
                          **table_row(model)))
         print(report(rows[-1:], n_iwae).splitlines()[-1])
@@ -124,7 +135,8 @@ def run_task():
             init_from=path, epochs=FLAGS.transfer_epochs or FLAGS.epochs,
             learning_rate=FLAGS.transfer_learning_rate,
             lr_schedule='constant')
-        model = common.train_one(transfer, dataset, out_dir, after).model
+        model, path = trained_model(after, transfer, dataset, out_dir,
+                                    given[after])
         rows.append(dict(
             model=f'{label(base_objective, n_iwae)}, then '
             f'{label(after_objective, n_iwae)}', checkpoint=path,

@@ -277,6 +277,22 @@ class FlagfileTest(tf.test.TestCase):
                 (config.dataset, config.objective, config.n_samples,
                  config.epochs, config.learning_rate, config.lr_schedule),
                 ('mnist', objective, k, 3**7, 1e-4, 'constant'))
+            # On fixed-binarization MNIST: from the full-schedule runs'
+            # folders (results/run_full_schedule.sh queues them).
+            main.FLAGS.unparse_flags()
+            main.FLAGS(['main.py', '--flagfile=' + os.path.join(
+                ROOT, 'flags', f'binarized_mnist_{name}.flags')])
+            binarized = cli.config_from_flags()
+            # The VAE k=1's run is IWAE k=1's (the same bits).
+            row = dict(vae_to_iwae='iwae_k1', iwae_to_vae='iwae_k50')[name]
+            self.assertEqual(binarized, config.replace(
+                dataset='binarized_mnist', init_from=os.path.join(
+                    'results', 'table1_binarized_mnist',
+                    f'binarized_mnist_1layer_{row}')))
+        # IWAE k=1's weights are in the repository.
+        self.assertTrue(os.path.exists(os.path.join(
+            ROOT, 'results', 'table1_binarized_mnist',
+            'binarized_mnist_1layer_iwae_k1', 'weights.index')))
         main.FLAGS.unparse_flags()
 
 

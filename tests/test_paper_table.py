@@ -139,12 +139,16 @@ def test_rows_the_runs_do_not_have_yet(tmp_path):
     runs = str(tmp_path)
     _finished(runs, 'k5', -87.13, objective='iwae_elbo', n_samples=5)
     _finished(runs, 'vae', -89.0, objective='vae_elbo', n_samples=5)
+    # A transfer (table 2) to IWAE k=50 is not the paper's k=50 row.
+    _finished(runs, 'vae_to_iwae', -87.5, objective='iwae_elbo',
+              n_samples=50, epochs=2187, init_from='runs/vae')
     rows = paper_table.read_runs(runs)
     # The paper's appendix D rows (IWAE k=1, 5, 50), the VAE k=5 between.
     assert [r['run'] for r in rows] == [
         'vae', 'binarized_mnist_1layer_iwae_k1', 'k5',
-        'binarized_mnist_1layer_iwae_k50']
+        'binarized_mnist_1layer_iwae_k50', 'vae_to_iwae']
     assert rows[3]['paper'] == -87.10 and rows[3]['status'] == 'not run'
+    assert rows[4]['paper'] is None and rows[4]['minus paper'] is None
     text = paper_table.markdown(rows)
     assert ('| binarized_mnist_1layer_iwae_k1 | -88.71 | -89.93 | '
             'not run yet |') in text

@@ -436,12 +436,26 @@ class TransferTest(tf.test.TestCase):
             self.assertLess(row['vae_bound'], row['test_log_likelihood'])
         with open(os.path.join(out, 'transfer.md')) as f:
             self.assertIn('| IWAE (k=3), then VAE (k=1) |', f.read())
+        # All four models given (as the full-schedule runs give them):
+        # the same table, and nothing trained.
+        again = os.path.join(folder, 'given')
+        self.assertIsNone(task_in_process(
+            transfer, '--out_dir', again, *args, *(
+                f'--{name}_checkpoint={os.path.join(out, name)}'
+                for name in ('vae', 'iwae', 'vae_to_iwae', 'iwae_to_vae'))))
+        self.assertCountEqual(os.listdir(again),
+                              ['transfer.json', 'transfer.md'])
+        for row, given_row in zip(rows, read_json(
+                os.path.join(again, 'transfer.json'))['rows']):
+            row.pop('checkpoint')
+            self.assertEqual(row, {k: v for k, v in given_row.items()
+                                   if k != 'checkpoint'})
         # --vae_checkpoint: that model, not one trained anew.
         dataset = test_train.toy_dataset()
         config = Config(objective='vae_elbo', n_samples=1)
         trained = train.make_model(config, dataset)
         path = checkpoints.load_weights(trained, os.path.join(out, 'vae'))
-        given, given_path = transfer.base_model(
+        given, given_path = transfer.trained_model(
             'vae', config, dataset, os.path.join(folder, 'again'),
             os.path.join(out, 'vae'))
         self.assertEqual(given_path, path)
