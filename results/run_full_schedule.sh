@@ -212,13 +212,17 @@ transfer() {  # core flagfile from: the flagfile's run from the weights of
 # The transfers of table 2 (3^7 epochs each) before the longest rows: the
 # VAE k=1 (IWAE k=1's run, the same bits) trained on as IWAE k=50 (about
 # 26 h) after the 2-layer VAE k=5, and IWAE k=50 trained on as the VAE k=1
-# (about 1.5 h) once IWAE k=50 is done.
+# (about 1.5 h) once IWAE k=50 is done; then, on that core, IWAE k=5 and
+# k=1 with DReG gradients (about 6 h and 3 h with their k=5000 passes: the
+# estimator of nbip/IWAE's task02 at the real budget) before the VAE k=50.
 # Edit this list only as a new file moved over this one (`mv`): a running
 # bash reads its script as it goes, from the file it opened.
 ( run 0 flags/binarized_mnist_1layer_iwae_k5.flags;
   run 0 flags/binarized_mnist_1layer_iwae_k50.flags;
   transfer 0 flags/binarized_mnist_iwae_to_vae.flags \
     binarized_mnist_1layer_iwae_k50;
+  run 0 flags/binarized_mnist_1layer_iwae_dreg_k5.flags;
+  run 0 flags/binarized_mnist_1layer_iwae_dreg_k1.flags;
   run 0 flags/binarized_mnist_1layer_vae_k50.flags ) &
 ( run 1 flags/binarized_mnist_1layer_iwae_k1.flags;
   run 1 flags/binarized_mnist_1layer_vae_k5.flags;
