@@ -94,6 +94,50 @@ def test_bound_against_k_table_is_its_runs_bounds():
             assert b['gap_to_kmax'] > 5 * b['gap_standard_error'] > 0
 
 
+def test_schedule_starts_a_transfer_once_its_source_has_finished(tmp_path):
+    # The script's functions alone (its body would start the runs), with
+    # `run` writing what it was asked instead of training.
+    script = os.path.join(RESULTS, 'run_full_schedule.sh')
+    functions = '; '.join(
+        f'eval "$(sed -n "/^{f}() {{/,/^}}/p" {script})"'
+        for f in ('kept_dir', 'finished', 'transfer'))
+    out, carried, here = (tmp_path / d for d in ('out', 'carried', 'here'))
+
+    def transfer(*args):
+        done = subprocess.run(
+            ['bash', '-c', f'{functions}; run() {{ echo "run $*"; }}; '
+             'transfer "$@"', 'bash', *args],
+            env=dict(os.environ, out=str(out), carried=str(carried),
+                     here=str(here)),
+            capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), done.stderr.strip()
+
+    flagfile = 'flags/binarized_mnist_iwae_to_vae.flags'
+    source = 'binarized_mnist_1layer_iwae_k50'
+    assert transfer('0', flagfile, source) == (
+        '', 'binarized_mnist_iwae_to_vae: waits for '
+        'binarized_mnist_1layer_iwae_k50 to finish')
+    (out / source).mkdir(parents=True)  # Training: still waits.
+    assert transfer('0', flagfile, source)[0] == ''
+    (out / source / 'results.json').write_text('{}')
+    assert transfer('0', flagfile, source)[0] == (
+        f'run 0 {flagfile} --init_from {out / source}')
+    # Collected (another machine): from the repository's copy.
+    (out / source / 'results.json').unlink()
+    kept = here / 'table1_binarized_mnist' / source
+    kept.mkdir(parents=True)
+    (kept / 'results.json').write_text('{}')
+    assert transfer('0', flagfile, source)[0] == (
+        f'run 0 {flagfile} --init_from {kept}')
+    # A transfer under way goes on from its own checkpoints.
+    (kept / 'results.json').unlink()
+    started = carried / 'binarized_mnist_iwae_to_vae' / 'checkpoints'
+    started.mkdir(parents=True)
+    (started / 'ckpt-5.index').write_text('')
+    assert transfer('0', flagfile, source)[0] == f'run 0 {flagfile}'
+
+
 def test_schedule_script_stops_at_once_without_the_packages(tmp_path):
     # A new machine before `pip install`: python without site-packages.
     bin_dir = tmp_path / 'bin'
