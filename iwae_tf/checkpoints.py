@@ -43,10 +43,19 @@ def _first_line(error):
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
-def checkpoint_path(path):
+def _named(path, flag):
+    """path as an error names it: after the flag that gave it, if any."""
+    return f'{flag} {path}' if flag else path
+
+
+def checkpoint_path(path, flag=None):
     """The checkpoint that path names: a checkpoint prefix (.../ckpt-N,
     .../stages/stage-i, .../weights), or a run's logdir or checkpoint folder
     (its newest checkpoint, else the logdir's weights).
+
+    Args:
+        path: str.
+        flag: the flag that gave path (e.g. '--init_from'), for errors.
 
     Raises:
         TrainingError: nothing there.
@@ -59,8 +68,8 @@ def checkpoint_path(path):
             return found[0]
     if tf.io.gfile.exists(os.path.join(path, WEIGHTS) + '.index'):
         return os.path.join(path, WEIGHTS)
-    raise TrainingError(f'--init_from {path}: no checkpoint there; give a '
-                        'run\'s logdir or a checkpoint such as '
+    raise TrainingError(f'{_named(path, flag)}: no checkpoint there; give '
+                        'a run\'s logdir or a checkpoint such as '
                         'LOGDIR/stages/stage-7')
 
 
@@ -70,9 +79,10 @@ def checkpoint_path(path):
 _WEIGHT_KEY = 'optimizer/_trainable_variables/{}/.ATTRIBUTES/VARIABLE_VALUE'
 
 
-def load_weights(model, path):
+def load_weights(model, path, flag=None):
     """Sets model's weights from the checkpoint at path (see
-    checkpoint_path); the optimizer state there is left out.
+    checkpoint_path; flag names it in errors); the optimizer state there
+    is left out.
 
     Returns:
         the checkpoint path read.
@@ -81,12 +91,12 @@ def load_weights(model, path):
         TrainingError: no checkpoint, an unreadable one, or one of another
             architecture.
     """
-    path = checkpoint_path(path)
+    path = checkpoint_path(path, flag)
     try:
         reader = tf.train.load_checkpoint(path)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        raise TrainingError(f'--init_from {path} is unreadable '
+        raise TrainingError(f'{_named(path, flag)} is unreadable '
                             f'({_first_line(e)})')
     variables = model.trainable_variables
     saved = [shapes.get(_WEIGHT_KEY.format(i)) for i in range(len(variables))]
@@ -94,8 +104,8 @@ def load_weights(model, path):
     if extra or any(s is None or list(s) != list(v.shape)
                     for s, v in zip(saved, variables)):
         raise TrainingError(
-            f'--init_from {path}: its weights do not fit this model '
-            f'(variable shapes differ); use a run with the same '
+            f'{_named(path, flag)}: its weights do not fit this model '
+            '(variable shapes differ); use a run with the same '
             '--stochastic_layers, --conditional and --prior')
     for i, v in enumerate(variables):
         v.assign(reader.get_tensor(_WEIGHT_KEY.format(i)))

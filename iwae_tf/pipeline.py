@@ -146,7 +146,7 @@ def run_folder(path):
         'a run\'s logdir or a checkpoint inside it')
 
 
-def load_run(path, overrides):
+def load_run(path, overrides, flag=None):
     """A trained run's model with the weights at path (a run's logdir, a
     checkpoint in it, or a folder of its config.json and weights).
 
@@ -154,6 +154,7 @@ def load_run(path, overrides):
         path: logdir, checkpoint or weights folder.
         overrides: dict of Config fields replacing the run's own (data and
             evaluation settings).
+        flag: the flag that gave path, for errors.
 
     Returns:
         (config, dataset, model, the checkpoint or weights read).
@@ -162,7 +163,8 @@ def load_run(path, overrides):
         config = Config.from_dict(json.load(f)).replace(**overrides)
     dataset = load_data(config)
     model = train.make_model(config, dataset)
-    return config, dataset, model, checkpoints.load_weights(model, path)
+    return config, dataset, model, checkpoints.load_weights(model, path,
+                                                            flag)
 
 
 def evaluate_checkpoint(path, overrides, out_dir=None, log=print,

@@ -485,8 +485,9 @@ def _start(config, checkpoint, manager, model, resume, log):
     if path:
         log(f'resumed from {path} at step {int(checkpoint.step.numpy())}')
     elif config.init_from:
-        log(f'weights from {checkpoints.load_weights(model, config.init_from)}'
-            '; a fresh optimizer')
+        read = checkpoints.load_weights(model, config.init_from,
+                                        '--init_from')
+        log(f'weights from {read}; a fresh optimizer')
     return int(checkpoint.step.numpy())
 
 

@@ -48,7 +48,8 @@ def bounds_of_run(path, ks, overrides):
     Returns:
         (config, dict k -> float64 array [n_test]).
     """
-    config, dataset, model, _ = pipeline.load_run(path, overrides)
+    config, dataset, model, _ = pipeline.load_run(path, overrides,
+                                                   '--runs')
     evaluator = evaluate.Evaluator(model, seed=config.seed)
     labels = dataset.test_labels if config.conditional else None
     return config, {k: evaluator.log_likelihood(

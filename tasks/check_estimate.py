@@ -132,7 +132,8 @@ def run_task():
                          'checkpoint or a folder of config.json and weights)')
     path = os.path.expanduser(FLAGS.run)
     overrides = common.flags_set(('data_dir', 'seed'))
-    config, dataset, model, read = pipeline.load_run(path, overrides)
+    config, dataset, model, read = pipeline.load_run(path, overrides,
+                                                      '--run')
     k = FLAGS.eval_samples
     x, _ = data.random_subset(dataset.test, min(FLAGS.images,
                                                 len(dataset.test)),

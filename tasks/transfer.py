@@ -84,7 +84,8 @@ def trained_model(name, config, dataset, out_dir, checkpoint):
     checkpoint when given; and the checkpoint that holds it."""
     if checkpoint:
         model = train.make_model(config, dataset)
-        return model, checkpoints.load_weights(model, checkpoint)
+        return model, checkpoints.load_weights(model, checkpoint,
+                                               f'--{name}_checkpoint')
     model = common.train_one(config, dataset, out_dir, name).model
     return model, checkpoints.checkpoint_path(os.path.join(out_dir, name))
 

@@ -450,6 +450,12 @@ class TransferTest(tf.test.TestCase):
             row.pop('checkpoint')
             self.assertEqual(row, {k: v for k, v in given_row.items()
                                    if k != 'checkpoint'})
+        # A checkpoint that is not there: the flag that named it.
+        self.assertIn(
+            '--vae_checkpoint ' + os.path.join(folder, 'nothing')
+            + ': no checkpoint there', task_in_process(
+                transfer, '--out_dir', again, *args,
+                '--vae_checkpoint=' + os.path.join(folder, 'nothing')))
         # --vae_checkpoint: that model, not one trained anew.
         dataset = test_train.toy_dataset()
         config = Config(objective='vae_elbo', n_samples=1)

@@ -564,6 +564,11 @@ class InitFromTest(tf.test.TestCase):
             checkpoints.load_weights(model, source)
         with self.assertRaisesRegex(checkpoints.TrainingError, 'no checkpoint'):
             checkpoints.load_weights(model, os.path.join(source, 'nothing'))
+        # The error names the flag that gave the path.
+        with self.assertRaisesRegex(checkpoints.TrainingError,
+                                    '^--init_from .*nothing: no checkpoint'):
+            train.train(dataclasses.replace(SMALL, init_from=os.path.join(
+                source, 'nothing')), toy_dataset(), self.get_temp_dir())
 
 
 class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
