@@ -30,14 +30,18 @@
 # final weights and figures; not their checkpoints, nor the GIF's frames),
 # each loadable with --init_from and
 # `python -m iwae_tf.evaluate results/table1_binarized_mnist/NAME`,
-# and write their table and learning curves (tasks/paper_table.py); the
-# transfers of table 2 (flags/binarized_mnist_*_to_*.flags) into
+# check each one's estimate against an independent one
+# (tasks/check_estimate.py: check.json beside it), and write their table
+# and learning curves (tasks/paper_table.py); the transfers of table 2
+# (flags/binarized_mnist_*_to_*.flags) into
 # results/transfer_binarized_mnist/NAME/ alike:
 #   bash results/run_full_schedule.sh --collect
 runs=${IWAE_RUNS:-$HOME/iwae-runs}
 out=$runs/table1_binarized_mnist
 here=$(cd "$(dirname "$0")" && pwd)
 carried=$here/in_progress
+# The offline data beside the main checkout (this script is in results/).
+data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 kept_dir() {  # name: where its finished run is collected
   case "$1" in
     *_to_*) echo "$here/transfer_binarized_mnist" ;;  # Table 2's.
@@ -84,6 +88,12 @@ if [ "${1:-}" = --collect ]; then
       2>/dev/null || true  # not the GIF's frames.
     rm -rf "${carried:?}/$name"  # No longer in progress.
     echo "collected $name"
+    # Its estimate against an independent float64 one (check.json beside
+    # it; README, Checking an estimate), once.
+    [ -f "$kept/$name/check.json" ] ||
+      (cd "$here/.." && python tasks/check_estimate.py \
+        --run "results/$(basename "$kept")/$name" --data_dir "$data" 2>&1 |
+        grep -E 'agree|DISAGREE|^error')
   done
   # The table beside the paper's and nbip/IWAE's numbers: table.md, table.csv.
   kept=$here/table1_binarized_mnist
@@ -96,8 +106,6 @@ evalrepo=$runs/code-eval
 if [ ! -d "$evalrepo" ]; then  # The code of the k=5000 passes.
   git -C "$main" worktree add --detach "$evalrepo" HEAD
 fi
-# The offline data beside the main checkout (this script is in results/).
-data=${IWAE_DATA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 mkdir -p "$out"
 # XLA's copy insertion with region analysis, as iwae_tf sets it since
 # commit 3799b72: the same bits (README, Speed), fewer copies a step, for
@@ -174,8 +182,9 @@ run() {  # core flagfile [flags of main.py]
   # The k=5000 passes with code-eval: the same forward pass as the run's
   # checkout's, so the same estimates (README), saved as they go into
   # evaluation_progress/ and carried with the run, so a stopped pass goes
-  # on where it stopped.
-  main_py "$1" "$2" "$name" "$evalrepo" "${@:3}"
+  # on where it stopped. The flagfile is the run's own checkout's: the
+  # evaluating one may predate it.
+  main_py "$1" "$repo/$2" "$name" "$evalrepo" "${@:3}"
 }
 finished() {  # name: the folder of its finished run (results.json), if any
   local dir
