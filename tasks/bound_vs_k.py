@@ -11,7 +11,9 @@ standard error.
   python tasks/bound_vs_k.py --runs RUN_A,RUN_B --data_dir ../shared/data \
       --max_test_examples 2000 --out_dir results/bound_vs_k
 
-Writes into --out_dir: bounds.json, bounds.md and bounds_vs_k.png.
+Writes into --out_dir: bounds.json, bounds.md, bounds_vs_k.png and
+per_image.npz (each run's L_k of every image, as RUN/L_k: the images are
+the same for every run, so two runs' difference can be paired).
 """
 
 import os
@@ -106,15 +108,18 @@ def run_task():
     overrides = common.flags_set(_OVERRIDES)
     out_dir = common.out_dir_from_flags(os.path.join('results', 'bound_vs_k'))
     os.makedirs(out_dir, exist_ok=True)
-    runs = []
+    runs, arrays = [], {}
     for path in map(os.path.expanduser, FLAGS.runs):  # ~ after a comma.
         config, per_image = bounds_of_run(path, ks, overrides)
         name = os.path.basename(os.path.normpath(pipeline.run_folder(path)))
         runs.append(summary(name, config, per_image))
+        arrays.update({f'{name}/L_{k}': v for k, v in per_image.items()})
         print(f'{name}: ' + ', '.join(
             f'L_{b["k"]} {b["mean"]:.2f}' for b in runs[-1]['bounds']))
     checkpoints.write_json_atomically(os.path.join(out_dir, 'bounds.json'),
                                       runs)
+    with open(os.path.join(out_dir, 'per_image.npz'), 'wb') as f:
+        np.savez_compressed(f, **arrays)
     plots.bounds_against_k(runs, os.path.join(out_dir, 'bounds_vs_k.png'))
     common.write_report(os.path.join(out_dir, 'bounds.md'), report(runs))
 

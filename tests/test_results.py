@@ -12,6 +12,9 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import test_main
 
 sys.path.insert(0, test_main.ROOT)
@@ -87,8 +90,11 @@ def test_bound_against_k_table_is_its_runs_bounds():
     assert table == _read(os.path.join(BOUNDS, 'bounds.md'))
     assert table[table.index('| run |'):].strip() in _readme()
     assert {r['run'] for r in runs} <= set(os.listdir(FULL_SCHEDULE))
+    per_image = np.load(os.path.join(BOUNDS, 'per_image.npz'))
     for run in runs:  # Theorem 1: L_k rises with k, to L_5000.
         means = [b['mean'] for b in run['bounds']]
+        assert [per_image[f"{run['run']}/L_{b['k']}"].mean()
+                for b in run['bounds']] == pytest.approx(means, abs=1e-9)
         assert means == sorted(means) and len(set(means)) == len(means)
         for b in run['bounds'][:-1]:
             assert b['gap_to_kmax'] > 5 * b['gap_standard_error'] > 0

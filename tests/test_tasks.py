@@ -245,6 +245,14 @@ class BoundVsKTest(tf.test.TestCase):
             dataset.test, 100).mean()
         self.assertAllClose(means[2], expected, rtol=0, atol=1e-9)
         self.assertIn('run: L_1 ', printed)
+        with np.load(os.path.join(out, 'per_image.npz')) as per_image:
+            self.assertCountEqual(per_image.files,
+                                  ['run/L_1', 'run/L_10', 'run/L_100'])
+            for b in bounds:  # The table's means are these images'.
+                values = per_image[f'run/L_{b["k"]}']
+                self.assertLen(values, len(dataset.test))
+                self.assertAllClose(values.mean(), b['mean'], rtol=0,
+                                    atol=1e-9)
         with open(os.path.join(out, 'bounds.md')) as f:
             self.assertIn('| run | iwae_elbo k=5 |', f.read())
         self.assertGreater(os.path.getsize(os.path.join(
