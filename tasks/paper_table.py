@@ -38,6 +38,7 @@ from absl import flags
 from iwae_tf import checkpoints
 from iwae_tf import cli
 from iwae_tf import data
+from iwae_tf import evaluate
 from iwae_tf import monitor
 from iwae_tf import pipeline
 from iwae_tf import plots
@@ -156,6 +157,7 @@ def read_run(folder):
     test = results['test_log_likelihood']
     row.update({'this package': test, 'active units': sum(
         results['active_units'])})
+    row['activities'] = results.get('unit_activities')  # Per layer.
     if row['paper'] is not None:
         row['minus paper'] = test - row['paper']
     if 'train_log_likelihood' in results:
@@ -303,12 +305,27 @@ def write_curves(rows, runs_dir):
                                                    'learning_curves.png'))
 
 
+def write_activities(rows, runs_dir):
+    """unit_activities.png in runs_dir: each finished run's unit
+    activities A_u, sorted, one panel per stochastic layer of each depth
+    (the paper's section 5.2; a unit is active above 0.01)."""
+    runs = [dict(objective=r['run'], init=(
+        f'{len(r["activities"])} stochastic layer(s): layer {l + 1}'),
+                 activities=values)
+            for r in rows if r.get('activities')
+            for l, values in enumerate(r['activities'])]
+    if runs:
+        plots.activity_curves(runs, os.path.join(
+            runs_dir, 'unit_activities.png'), evaluate.ACTIVITY_THRESHOLD)
+
+
 def run_task():
     runs_dir = os.path.expanduser(FLAGS.runs_dir)
     rows = read_runs(runs_dir, [os.path.expanduser(d)
                                 for d in FLAGS.more_runs_dirs])
     print(write_table(rows, runs_dir), end='')
     write_curves(rows, runs_dir)
+    write_activities(rows, runs_dir)
 
 
 def main(argv):

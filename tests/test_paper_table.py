@@ -128,6 +128,24 @@ def test_rows_set_each_run_beside_the_paper(tmp_path):
     assert os.path.getsize(os.path.join(runs, 'learning_curves.png')) > 1000
 
 
+def test_unit_activities_of_the_finished_runs(tmp_path):
+    runs = str(tmp_path)
+    _finished(runs, 'k5', -87.13, objective='iwae_elbo', n_samples=5)
+    rows = paper_table.read_runs(runs)
+    paper_table.write_activities(rows, runs)  # None known: no figure.
+    figure = os.path.join(runs, 'unit_activities.png')
+    assert not os.path.exists(figure)
+    results_path = os.path.join(runs, 'k5', 'results.json')
+    with open(results_path) as f:
+        results = json.load(f)
+    results['unit_activities'] = [[0.9, 0.5, 1e-3], [0.7, 2e-4]]
+    _write(results_path, results)
+    rows = paper_table.read_runs(runs)
+    assert rows[1]['activities'] == [[0.9, 0.5, 1e-3], [0.7, 2e-4]]
+    paper_table.write_activities(rows, runs)
+    assert os.path.getsize(figure) > 1000
+
+
 def test_a_folder_without_runs_is_refused(tmp_path):
     with pytest.raises(ValueError, match='holds no run'):
         paper_table.read_runs(str(tmp_path))
