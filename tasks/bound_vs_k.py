@@ -36,6 +36,9 @@ flags.DEFINE_list('runs', [], 'Trained runs: logdirs, checkpoints or '
                   'folders of config.json and weights.')
 flags.DEFINE_list('bound_samples', ['1', '5', '50', '500', '5000'],
                   'The k of each L_k.')
+flags.DEFINE_list('pairs', [], 'RUN_A:RUN_B pairs (run names) whose L_k '
+                  'differences, paired over the images, to print from '
+                  '--out_dir\'s per_image.npz (after --runs, if given).')
 FLAGS = flags.FLAGS
 
 # The run's own settings give way to these flags when they are set.
@@ -96,7 +99,40 @@ def report(runs):
     return '\n'.join(lines) + '\n'
 
 
+def paired_differences(per_image, first, second):
+    """L_k of run first minus run second, per k: (k, the mean over the
+    images, its standard error), from per_image.npz's arrays."""
+    ks = sorted(int(key.split('/L_')[1]) for key in per_image
+                if key.startswith(f'{first}/L_'))
+    if not ks or any(f'{second}/L_{k}' not in per_image for k in ks):
+        raise ValueError(f'--pairs {first}:{second}: per_image.npz lacks '
+                         'one of them; give run names its table shows')
+    rows = []
+    for k in ks:
+        d = per_image[f'{first}/L_{k}'] - per_image[f'{second}/L_{k}']
+        rows.append((k, float(d.mean()),
+                     float(d.std(ddof=1) / np.sqrt(len(d)))))
+    return rows
+
+
+def print_pairs(out_dir, pairs):
+    for pair in pairs:
+        if pair.count(':') != 1:
+            raise ValueError(f'--pairs {pair}: give RUN_A:RUN_B')
+    with np.load(os.path.join(out_dir, 'per_image.npz')) as saved:
+        per_image = {key: saved[key] for key in saved.files}
+    for pair in pairs:
+        first, second = pair.split(':')
+        print(f'{first} - {second}: ' + '; '.join(
+            f'L_{k} {mean:+.2f} ± {error:.2f}' for k, mean, error
+            in paired_differences(per_image, first, second)))
+
+
 def run_task():
+    out_dir = common.out_dir_from_flags(os.path.join('results', 'bound_vs_k'))
+    if FLAGS.pairs and not FLAGS.runs:
+        print_pairs(out_dir, FLAGS.pairs)
+        return
     if not FLAGS.runs:
         raise ValueError('give the trained runs with --runs (logdirs, '
                          'checkpoints or folders of config.json and weights)')
@@ -106,7 +142,6 @@ def run_task():
                          'give positive integers, e.g. 1,5,50')
     ks = sorted({int(k) for k in FLAGS.bound_samples})
     overrides = common.flags_set(_OVERRIDES)
-    out_dir = common.out_dir_from_flags(os.path.join('results', 'bound_vs_k'))
     os.makedirs(out_dir, exist_ok=True)
     runs, arrays = [], {}
     for path in map(os.path.expanduser, FLAGS.runs):  # ~ after a comma.
@@ -122,6 +157,8 @@ def run_task():
         np.savez_compressed(f, **arrays)
     plots.bounds_against_k(runs, os.path.join(out_dir, 'bounds_vs_k.png'))
     common.write_report(os.path.join(out_dir, 'bounds.md'), report(runs))
+    if FLAGS.pairs:
+        print_pairs(out_dir, FLAGS.pairs)
 
 
 main = common.main_for(run_task, quick=dict(bound_samples=['1', '10', '100']))

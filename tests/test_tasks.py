@@ -258,6 +258,18 @@ class BoundVsKTest(tf.test.TestCase):
         self.assertGreater(os.path.getsize(os.path.join(
             out, 'bounds_vs_k.png')), 1000)
 
+    def test_paired_differences(self):
+        per_image = {'a/L_1': np.array([1.0, 2.0, 3.0]),
+                     'b/L_1': np.zeros(3), 'a/L_5': np.array([2.0, 2.0, 5.0]),
+                     'b/L_5': np.ones(3)}
+        (k1, mean1, error1), (k5, mean5, error5) = (
+            bound_vs_k.paired_differences(per_image, 'a', 'b'))
+        self.assertEqual((k1, k5), (1, 5))
+        self.assertAllClose([mean1, error1], [2.0, 1 / np.sqrt(3)])
+        self.assertAllClose([mean5, error5], [2.0, 1.0])
+        with self.assertRaisesRegex(ValueError, 'lacks one of them'):
+            bound_vs_k.paired_differences(per_image, 'a', 'c')
+
     def test_bad_input_is_one_line(self):
         self.assertIn('give the trained runs with --runs',
                       task_in_process(bound_vs_k))
