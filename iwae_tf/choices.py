@@ -32,8 +32,12 @@ INITIALIZERS = {
 # conditional model.
 PRIORS = ('standard', 'conditional')
 
-# The objectives (objectives.OBJECTIVES implements them).
-OBJECTIVES = ('vae_elbo', 'iwae_elbo')
+# The objectives (objectives.OBJECTIVES implements them): the paper's two,
+# then the bounds of Rainforth et al. 2018 between them.
+OBJECTIVES = ('vae_elbo', 'iwae_elbo', 'miwae_elbo', 'ciwae_elbo',
+              'piwae_elbo')
+# Those that split the k draws into --n_groups groups.
+GROUPED_OBJECTIVES = ('miwae_elbo', 'piwae_elbo')
 # How the encoder gradient is estimated; the decoder's is the same for all.
 ESTIMATORS = ('standard', 'dreg', 'stl')
 

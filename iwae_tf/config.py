@@ -55,10 +55,18 @@ class Config:
         '(quick runs).', lower_bound=1)
     # Model and objective.
     objective: str = _field(
-        'iwae_elbo', 'vae_elbo (mean of log-weights) or iwae_elbo (L_k).',
+        'iwae_elbo', 'vae_elbo (mean of log-weights) or iwae_elbo (L_k); '
+        'from Rainforth et al. 2018: miwae_elbo (the mean of --n_groups '
+        'groups\' L_K), ciwae_elbo (--ciwae_beta vae_elbo + (1 - beta) '
+        'iwae_elbo) or piwae_elbo (decoder on L_k, encoder on miwae_elbo).',
         identity=True, choices=choices.OBJECTIVES)
     n_samples: int = _field(5, 'k, importance samples per example.',
                             identity=True, lower_bound=1)
+    n_groups: int = _field(
+        1, 'M of miwae_elbo and piwae_elbo: the k samples in M groups of '
+        'k / M.', identity=True, lower_bound=1)
+    ciwae_beta: float = _field(0.5, 'beta of ciwae_elbo, in [0, 1].',
+                               identity=True)
     stochastic_layers: int = _field(
         1, '1 or 2 stochastic layers.', identity=True,
         choices=tuple(choices.ARCHITECTURES))
@@ -181,9 +189,29 @@ class Config:
             raise ValueError('estimator dreg is the doubly reparameterized '
                              'gradient of iwae_elbo; use --objective '
                              'iwae_elbo (stl works with vae_elbo)')
+        self._check_objective()
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')
         choices.check_prior(self.prior, int(self.conditional))
+
+    def _check_objective(self):
+        """The settings of the objective's own numbers."""
+        if self.objective in choices.GROUPED_OBJECTIVES:
+            if self.n_samples % self.n_groups:
+                raise ValueError(
+                    f'--n_groups {self.n_groups} does not divide --n_samples '
+                    f'{self.n_samples}: {self.objective} splits the samples '
+                    'into groups of equal size')
+        elif self.n_groups != 1:
+            raise ValueError(f'--n_groups is M of '
+                             f'{" and ".join(choices.GROUPED_OBJECTIVES)}; '
+                             f'leave it at 1 with --objective {self.objective}')
+        if not 0 <= self.ciwae_beta <= 1:
+            raise ValueError(f'--ciwae_beta must lie in [0, 1], got '
+                             f'{self.ciwae_beta}')
+        if self.objective != 'ciwae_elbo' and self.ciwae_beta != 0.5:
+            raise ValueError('--ciwae_beta is beta of ciwae_elbo; leave it '
+                             f'at 0.5 with --objective {self.objective}')
 
     @property
     def total_epochs(self):
@@ -219,13 +247,34 @@ class Config:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+def objective_name(config):
+    """OBJECTIVE_kN, with M (mM) of the grouped objectives and beta
+    (betaB) of ciwae_elbo: miwae_elbo_k64_m8, ciwae_elbo_k64_beta0.05."""
+    name = f'{config.objective}_k{config.n_samples}'
+    if config.objective in choices.GROUPED_OBJECTIVES:
+        name += f'_m{config.n_groups}'
+    if config.objective == 'ciwae_elbo':
+        name += f'_beta{config.ciwae_beta:g}'
+    return name
+
+
+def objective_label(config):
+    """The objective and its numbers for tables: iwae_elbo k=5,
+    miwae_elbo k=64 M=8, ciwae_elbo k=64 beta=0.05."""
+    label = f'{config.objective} k={config.n_samples}'
+    if config.objective in choices.GROUPED_OBJECTIVES:
+        label += f' M={config.n_groups}'
+    if config.objective == 'ciwae_elbo':
+        label += f' beta={config.ciwae_beta:g}'
+    return label
+
+
 def default_logdir(config):
     """runs/DATASET_Llayer_OBJECTIVE_kN_INIT_seedS, with suffixes for
     --estimator (other than standard), --latent_units, --conditional and
     --init_from."""
     name = (f'{config.dataset}_{config.stochastic_layers}layer_'
-            f'{config.objective}_k{config.n_samples}_{config.init}_'
-            f'seed{config.seed}')
+            f'{objective_name(config)}_{config.init}_seed{config.seed}')
     if config.estimator != 'standard':
         name += f'_{config.estimator}'
     if config.latent_units:

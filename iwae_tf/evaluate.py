@@ -403,21 +403,25 @@ class Evaluator:
                                for c in range(n_samples // chunk_samples)])
 
     def mean_bound(self, x, objective, n_samples, batch_size=100,
-                   batches_per_call=20, labels=None):
-        """The mean over x of a bound (vae_elbo or iwae_elbo) with k samples.
+                   batches_per_call=20, labels=None, n_groups=1,
+                   ciwae_beta=0.5):
+        """The mean over x of a bound (vae_elbo, iwae_elbo, ...) with k
+        samples.
 
         Args:
             x: float array [n, n_pixels] of 0/1.
             objective: a name in objectives.OBJECTIVES.
             n_samples: int, k.
             labels: int array [n] for a conditional model.
+            n_groups: M of miwae_elbo.
+            ciwae_beta: beta of ciwae_elbo.
 
         Returns:
             float.
         """
-        key = ('bound', objective, n_samples)
+        key = ('bound', objective, n_samples, n_groups, ciwae_beta)
         if key not in self._compiled:
-            bound = objectives.get_objective(objective)
+            bound = objectives.get_objective(objective, n_groups, ciwae_beta)
             self._compiled[key] = _compiled_over_batches(
                 lambda x, y, b: bound(self.model.log_weights(
                     x, n_samples, self._chunk_seed(b, -1), y=y)))

@@ -1,10 +1,12 @@
-"""VAE and IWAE bounds as pure functions of log importance weights.
+"""VAE and IWAE bounds, and the bounds of Rainforth et al. (2018) between
+them, as pure functions of log importance weights.
 
 Every function here takes `log_w`, a float Tensor [n_samples, batch] with
 log_w[i, b] = log p(x_b, h_i) - log q(h_i | x_b) for h_i ~ q(h | x_b), and
 reduces over axis 0 (the sample axis). Only TensorFlow: no Keras, no flags.
 """
 
+import functools
 import math
 
 import tensorflow as tf
@@ -47,6 +49,60 @@ def iwae_elbo(log_w):
     if k == 1:
         return log_w[0]
     return tf.reduce_logsumexp(log_w, axis=0) - math.log(k)
+
+
+def miwae_elbo(log_w, n_groups):
+    """MIWAE(M, K): the k = M K draws in M groups of K, each group's L_K
+    averaged (Rainforth et al. 2018, "Tighter variational bounds are not
+    necessarily better"):
+
+        L_{M,K}(x) = 1/M sum_m log 1/K sum_j w_{m,j}
+
+    M = 1 is L_k (iwae_elbo), M = k the VAE bound with k draws (vae_elbo);
+    merging groups never lowers it (Jensen's inequality, as for Theorem 1),
+    so vae_elbo <= L_{M,K} <= L_k for the same draws. Group m holds draws
+    m K .. m K + K - 1.
+
+    Args:
+        log_w: float Tensor [n_samples, batch].
+        n_groups: int M, a divisor of n_samples.
+
+    Returns:
+        float Tensor [batch].
+    """
+    k = log_w.shape[0]
+    if k % n_groups:
+        raise ValueError(f'{n_groups} groups do not divide {k} samples')
+    if n_groups == 1:
+        return iwae_elbo(log_w)
+    if n_groups == k:
+        return vae_elbo(log_w)
+    per_group = k // n_groups
+    groups = tf.reshape(log_w, [n_groups, per_group, -1])  # [M, K, batch]
+    return tf.reduce_mean(tf.reduce_logsumexp(groups, axis=1),
+                          axis=0) - math.log(per_group)
+
+
+def ciwae_elbo(log_w, beta):
+    """CIWAE(beta): a convex combination of the VAE bound and L_k on the same
+    draws (Rainforth et al. 2018):
+
+        L_beta(x) = beta 1/k sum_i log w_i + (1 - beta) log 1/k sum_i w_i
+
+    beta = 0 is iwae_elbo, beta = 1 vae_elbo.
+
+    Args:
+        log_w: float Tensor [n_samples, batch].
+        beta: float in [0, 1].
+
+    Returns:
+        float Tensor [batch].
+    """
+    if beta == 0:
+        return iwae_elbo(log_w)
+    if beta == 1:
+        return vae_elbo(log_w)
+    return beta * vae_elbo(log_w) + (1 - beta) * iwae_elbo(log_w)
 
 
 def normalized_weights(log_w):
@@ -94,13 +150,42 @@ def path_gradient_scale(log_w, estimator):
     raise ValueError(f'no path gradient scale for estimator {estimator!r}')
 
 
-# choices.OBJECTIVES names them (a test checks the two agree).
-OBJECTIVES = {'vae_elbo': vae_elbo, 'iwae_elbo': iwae_elbo}
+# choices.OBJECTIVES names them (a test checks the two agree). Each is the
+# bound a run reports and its decoder climbs; piwae_elbo (PIWAE, Rainforth et
+# al. 2018) trains the decoder on L_k and the encoder on MIWAE
+# (encoder_objective).
+OBJECTIVES = {'vae_elbo': vae_elbo, 'iwae_elbo': iwae_elbo,
+              'miwae_elbo': miwae_elbo, 'ciwae_elbo': ciwae_elbo,
+              'piwae_elbo': iwae_elbo}
 
 
-def get_objective(name):
-    """Returns the objective function called `name` (a key of OBJECTIVES)."""
+def get_objective(name, n_groups=1, ciwae_beta=0.5):
+    """The bound called `name` (a key of OBJECTIVES) as a function of log_w.
+
+    Args:
+        name: a key of OBJECTIVES.
+        n_groups: M of miwae_elbo (and of piwae_elbo's encoder bound).
+        ciwae_beta: beta of ciwae_elbo.
+
+    Returns:
+        a function of log_w [n_samples, batch] -> [batch].
+    """
     if name not in OBJECTIVES:
         raise ValueError(f'unknown objective {name!r}: choose one of '
                                           f'{", ".join(sorted(OBJECTIVES))}')
+    if name == 'miwae_elbo':
+        return functools.partial(miwae_elbo, n_groups=n_groups)
+    if name == 'ciwae_elbo':
+        return functools.partial(ciwae_elbo, beta=ciwae_beta)
     return OBJECTIVES[name]
+
+
+def encoder_objective(name, n_groups=1):
+    """The bound whose gradient trains the encoder, where it is not the
+    decoder's: PIWAE's MIWAE(M, K) (Rainforth et al. 2018: L_k
+    for the decoder, whose gradient's signal-to-noise ratio rises with k,
+    and MIWAE for the encoder, whose falls). None for the other objectives.
+    """
+    if name == 'piwae_elbo':
+        return functools.partial(miwae_elbo, n_groups=n_groups)
+    return None

@@ -47,6 +47,7 @@ from iwae_tf import cli
 from iwae_tf import data
 from iwae_tf import errors
 from iwae_tf.config import Config
+from iwae_tf.config import objective_label
 
 FLAGS = flags.FLAGS
 LEDGER = 'runs.jsonl'
@@ -616,6 +617,7 @@ def write_summary(records, out_dir):
         if row['status'] == 'done':
             rest = {k: v for k, v in record['settings'].items()
                     if k != 'seed'}
+            row['objective_label'] = objective_label(Config.from_dict(rest))
             groups[json.dumps(rest, sort_keys=True)].append(row)
     several = [g for g in groups.values() if len(g) > 1]
     if several:
@@ -625,8 +627,8 @@ def write_summary(records, out_dir):
         for group in several:
             first = group[0]
             name = (f'{first["dataset"]} {first["stochastic_layers"]} layer '
-                    f'{first["objective"]} k={first["n_samples"]} '
-                    f'{first["init"]} {first["epochs"]} epochs')
+                    f'{first["objective_label"]} {first["init"]} '
+                    f'{first["epochs"]} epochs')
             ll = mean_std([r['test_log_likelihood'] for r in group])
             active = mean_std([r['active_units'] for r in group])
             lines.append(f'| {name} | {len(group)} | {ll[0]:.2f} ± '

@@ -94,7 +94,8 @@ def make_model(config, dataset):
 
 
 def bound_and_gradients(model, x, n_samples, seed, objective,
-                        estimator='standard', y=None):
+                        estimator='standard', y=None, n_groups=1,
+                        ciwae_beta=0.5):
     """The mean bound over x and the gradients of its negative.
 
     standard: the gradient of the bound, score term included. dreg / stl:
@@ -102,7 +103,9 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     path through the reparameterized draws, scaled per draw as
     objectives.path_gradient_scale says. Both come from one backward pass
     through the decoder to the draws, then one from the draws through the
-    encoder net that made them.
+    encoder net that made them. piwae_elbo: the decoder's gradient is that
+    of L_k, the encoder's that of miwae_elbo on the same draws (a second
+    backward pass through the decoder).
 
     Args:
         model: IWAEModel.
@@ -113,23 +116,36 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
         estimator: a name in choices.ESTIMATORS.
         y: float Tensor [batch, n_classes], one-hot labels of a conditional
             model; None otherwise.
+        n_groups: M of miwae_elbo and piwae_elbo.
+        ciwae_beta: beta of ciwae_elbo.
 
     Returns:
         (mean bound float scalar, gradients of -mean bound: those of
         model.decoder_variables, then those of model.encoder_variables, in
-        one list).
+        one list; the encoder's of -mean encoder bound for piwae_elbo).
     """
-    bound = objectives.get_objective(objective)
+    bound = objectives.get_objective(objective, n_groups, ciwae_beta)
+    encoder_bound = objectives.encoder_objective(objective, n_groups)
     decoder = model.decoder_variables
-    with tf.GradientTape(persistent=estimator != 'standard') as tape:
+    with tf.GradientTape(persistent=estimator != 'standard'
+                         or encoder_bound is not None) as tape:
         log_w, latents = model.log_weights_and_latents(x, n_samples, seed,
                                                        y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
-    if estimator == 'standard':
+        encoder_loss = loss if encoder_bound is None else \
+            -tf.reduce_mean(encoder_bound(log_w))
+    if estimator == 'standard' and encoder_bound is None:
         return mean_bound, tape.gradient(loss,
                                          decoder + model.encoder_variables)
-    decoder_grads, latent_grads = tape.gradient(loss, (decoder, latents))
+    if estimator == 'standard':
+        return mean_bound, (tape.gradient(loss, decoder) + tape.gradient(
+            encoder_loss, model.encoder_variables))
+    if encoder_bound is None:
+        decoder_grads, latent_grads = tape.gradient(loss, (decoder, latents))
+    else:
+        decoder_grads = tape.gradient(loss, decoder)
+        latent_grads = tape.gradient(encoder_loss, latents)
     # One factor per draw, the same for every unit: [k, batch, 1].
     scale = objectives.path_gradient_scale(log_w, estimator)[..., None]
     encoder_grads = []
@@ -172,7 +188,7 @@ def make_train_step(model, optimizer, config, dynamic_binarization,
                 tf.shape(x), models.fold_seed(seed, 1)) < x, tf.float32)
         mean_bound, grads = bound_and_gradients(
             model, x, config.n_samples, sample_seed, config.objective,
-            config.estimator, y)
+            config.estimator, y, config.n_groups, config.ciwae_beta)
         if not guard:
             optimizer.apply(grads, variables)
             return mean_bound, tf.math.is_finite(mean_bound)
@@ -358,7 +374,8 @@ class EpochEnd:
                 validation = self.evaluator.mean_bound(
                     self.dataset.validation, config.objective,
                     config.n_samples, labels=self.dataset.validation_labels
-                    if config.conditional else None)
+                    if config.conditional else None,
+                    n_groups=config.n_groups, ciwae_beta=config.ciwae_beta)
                 tf.summary.scalar('validation/bound', validation)
                 left = '' if pace is None or epoch + 1 == epochs else \
                     '; ' + time_left(pace, epochs - epoch - 1)

@@ -18,6 +18,7 @@ from iwae_tf import pipeline
 from iwae_tf import sweep
 from iwae_tf import train
 from iwae_tf.config import Config
+from iwae_tf.config import objective_name
 
 cli.define_flags()  # main.py's flags, made from Config's fields.
 sweep.define_flags()  # Where a task's grid runs.
@@ -66,8 +67,7 @@ def settings(config):
 
 
 def run_name(config):
-    return (f'{config.objective}_k{config.n_samples}_{config.init}_'
-            f'seed{config.seed}')
+    return f'{objective_name(config)}_{config.init}_seed{config.seed}'
 
 
 def finished_records(path):

@@ -247,6 +247,16 @@ class FlagfileTest(tf.test.TestCase):
                  config.n_samples, config.epochs, config.estimator),
                 (dataset, int(layers), f'{objective}_elbo', int(k), -1,
                  'dreg' if dreg else 'standard'), path)
+        # The bounds of Rainforth et al. 2018: their logdir is their name.
+        between = [p for p in paths if re.search(r'_[mpc]iwae_', p)]
+        self.assertLen(between, 6)
+        for path in between:
+            main.FLAGS.unparse_flags()
+            main.FLAGS(['main.py', f'--flagfile={path}'])
+            logdir = config_lib.default_logdir(cli.config_from_flags())
+            self.assertEqual(
+                os.path.basename(logdir).replace('_elbo', ''),
+                os.path.basename(path)[:-len('.flags')] + '_paper_seed1')
         main.FLAGS.unparse_flags()
 
     def test_default_logdirs_differ_by_estimator(self):
@@ -259,6 +269,28 @@ class FlagfileTest(tf.test.TestCase):
         self.assertIn(os.path.join(
             'runs', 'binarized_mnist_1layer_iwae_elbo_k5_paper_seed1_dreg'),
             names)
+
+    def test_bounds_between_name_their_settings_and_check_them(self):
+        def logdir(**values):
+            return os.path.basename(config_lib.default_logdir(Config(
+                n_samples=64, **values)))
+        self.assertEqual(logdir(objective='miwae_elbo', n_groups=8),
+                         'binarized_mnist_1layer_miwae_elbo_k64_m8_paper_seed1')
+        self.assertEqual(logdir(objective='piwae_elbo', n_groups=4),
+                         'binarized_mnist_1layer_piwae_elbo_k64_m4_paper_seed1')
+        self.assertEqual(
+            logdir(objective='ciwae_elbo', ciwae_beta=0.05),
+            'binarized_mnist_1layer_ciwae_elbo_k64_beta0.05_paper_seed1')
+        for values, message in (
+                (dict(objective='miwae_elbo', n_groups=3), 'does not divide'),
+                (dict(objective='iwae_elbo', n_groups=2), 'leave it at 1'),
+                (dict(objective='ciwae_elbo', ciwae_beta=1.5), r'\[0, 1\]'),
+                (dict(objective='vae_elbo', ciwae_beta=0.1),
+                 'leave it at 0.5'),
+                (dict(objective='miwae_elbo', estimator='dreg'),
+                 'use --objective iwae_elbo')):
+            with self.assertRaisesRegex(ValueError, message):
+                Config(n_samples=10, **values)
 
     def test_transfer_flagfiles(self):
         sys.path.insert(0, ROOT)

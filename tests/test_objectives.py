@@ -1,4 +1,5 @@
-"""Properties of the VAE and IWAE bounds as functions of log-weights."""
+"""Properties of the VAE and IWAE bounds, and of those of Rainforth et al.
+(2018) between them, as functions of log-weights."""
 
 import numpy as np
 import tensorflow as tf
@@ -103,6 +104,60 @@ class NormalizedWeightsTest(tf.test.TestCase):
                             objectives.normalized_weights(log_w))
 
 
+class MiwaeElboTest(tf.test.TestCase, parameterized.TestCase):
+
+    def test_one_group_is_iwae_and_one_draw_a_group_is_vae(self):
+        log_w = tf.constant(np.random.default_rng(6).normal(size=(8, 5)) * 3)
+        self.assertAllEqual(objectives.miwae_elbo(log_w, 1),
+                            objectives.iwae_elbo(log_w))
+        self.assertAllEqual(objectives.miwae_elbo(log_w, 8),
+                            objectives.vae_elbo(log_w))
+
+    def test_the_mean_of_each_groups_log_mean_weight(self):
+        log_w = np.random.default_rng(7).normal(size=(12, 4)) * 3
+        groups = log_w.reshape(3, 4, 4)  # Draws 0-3, 4-7, 8-11.
+        expected = np.mean(np.log(np.mean(np.exp(groups), axis=1)), axis=0)
+        self.assertAllClose(objectives.miwae_elbo(tf.constant(log_w), 3),
+                            expected)
+
+    def test_merging_groups_never_lowers_it(self):
+        # Jensen: log of a mean of group means >= the mean of their logs; 12
+        # groups of 1 merge into 6 of 2, into 3 of 4 and 2 of 6, into 1.
+        log_w = tf.constant(np.random.default_rng(8).normal(size=(12, 200))
+                            * 3)
+        bound = {m: objectives.miwae_elbo(log_w, m).numpy()
+                 for m in (1, 2, 3, 6, 12)}
+        for fine, coarse in ((12, 6), (6, 3), (6, 2), (3, 1), (2, 1)):
+            self.assertAllGreaterEqual(bound[coarse] - bound[fine], -1e-12)
+            self.assertGreater(np.mean(bound[coarse] - bound[fine]), 0.01)
+
+    @parameterized.parameters(1e4, -1e4)
+    def test_shift_by_constant(self, c):
+        log_w = tf.constant(np.random.default_rng(9).normal(size=(6, 3)))
+        shifted = objectives.miwae_elbo(log_w + c, 2)
+        self.assertTrue(np.all(np.isfinite(shifted)))
+        self.assertAllClose(shifted, objectives.miwae_elbo(log_w, 2) + c,
+                            rtol=0, atol=1e-9)
+
+    def test_groups_must_divide_the_draws(self):
+        with self.assertRaisesRegex(ValueError, 'do not divide'):
+            objectives.miwae_elbo(tf.zeros([6, 2]), 4)
+
+
+class CiwaeElboTest(tf.test.TestCase):
+
+    def test_ends_are_the_paper_bounds_and_between_is_linear(self):
+        log_w = tf.constant(np.random.default_rng(10).normal(size=(7, 5)) * 3)
+        vae, iwae = objectives.vae_elbo(log_w), objectives.iwae_elbo(log_w)
+        self.assertAllEqual(objectives.ciwae_elbo(log_w, 0), iwae)
+        self.assertAllEqual(objectives.ciwae_elbo(log_w, 1), vae)
+        self.assertAllClose(objectives.ciwae_elbo(log_w, 0.25),
+                            0.25 * vae + 0.75 * iwae)
+        middle = objectives.ciwae_elbo(log_w, 0.5)
+        self.assertAllGreaterEqual(middle - vae, 0.0)
+        self.assertAllGreaterEqual(iwae - middle, 0.0)
+
+
 class GetObjectiveTest(tf.test.TestCase):
 
     def test_unknown_name(self):
@@ -114,6 +169,23 @@ class GetObjectiveTest(tf.test.TestCase):
                       objectives.iwae_elbo)
         self.assertIs(objectives.get_objective('vae_elbo'),
                       objectives.vae_elbo)
+
+    def test_settings_of_the_bounds_between(self):
+        log_w = tf.constant(np.random.default_rng(11).normal(size=(8, 3)))
+        self.assertAllEqual(
+            objectives.get_objective('miwae_elbo', n_groups=4)(log_w),
+            objectives.miwae_elbo(log_w, 4))
+        self.assertAllEqual(
+            objectives.get_objective('ciwae_elbo', ciwae_beta=0.2)(log_w),
+            objectives.ciwae_elbo(log_w, 0.2))
+        # PIWAE reports L_k, its decoder's bound; its encoder climbs MIWAE.
+        self.assertIs(objectives.get_objective('piwae_elbo', 4),
+                      objectives.iwae_elbo)
+        self.assertAllEqual(
+            objectives.encoder_objective('piwae_elbo', 4)(log_w),
+            objectives.miwae_elbo(log_w, 4))
+        for name in ('vae_elbo', 'iwae_elbo', 'miwae_elbo', 'ciwae_elbo'):
+            self.assertIsNone(objectives.encoder_objective(name, 4))
 
 
 if __name__ == '__main__':

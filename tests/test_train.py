@@ -383,7 +383,8 @@ ESTIMATOR_MODEL = {
 
 
 @functools.lru_cache(maxsize=None)  # Two tests compare with 'standard'.
-def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0):
+def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0,
+                        objective='iwae_elbo', n_groups=1):
     """Gradients of one image's bound, each averaged over `draws` draws (the
     image repeated over the batch), for `calls` seeds (read only).
 
@@ -398,7 +399,8 @@ def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0):
     @tf.function(jit_compile=True)
     def grads(seed):
         _, g = train.bound_and_gradients(model, x, n_samples, seed,
-                                         'iwae_elbo', estimator)
+                                         objective, estimator,
+                                         n_groups=n_groups)
         return (tf.concat([tf.reshape(t, [-1]) for t in g[:n_decoder]], 0),
                 tf.concat([tf.reshape(t, [-1]) for t in g[n_decoder:]], 0))
     out = [grads(tf.constant([seed, c])) for c in range(calls)]
@@ -614,6 +616,28 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
     def test_dreg_needs_iwae(self):
         with self.assertRaisesRegex(ValueError, 'use --objective iwae_elbo'):
             Config(objective='vae_elbo', estimator='dreg')
+
+    @parameterized.parameters(('standard', 1), ('standard', 2),
+                              ('stl', 1))
+    def test_piwae_is_iwae_for_the_decoder_and_miwae_for_the_encoder(
+            self, estimator, layers):
+        # Rainforth et al. 2018: PIWAE(M, K) climbs L_{MK} in the decoder's
+        # weights and MIWAE(M, K) in the encoder's, on the same draws.
+        piwae, iwae, miwae = (
+            estimator_gradients(layers, estimator, 6, 20, 2,
+                                objective=objective, n_groups=3)
+            for objective in ('piwae_elbo', 'iwae_elbo', 'miwae_elbo'))
+        self.assertAllClose(piwae[0], iwae[0], rtol=1e-6, atol=1e-8)
+        self.assertAllClose(piwae[1], miwae[1], rtol=1e-6, atol=1e-8)
+        # The two bounds' encoder gradients differ: the test can fail.
+        self.assertGreater(np.max(np.abs(iwae[1] - miwae[1])), 1e-3)
+
+    def test_piwae_and_miwae_train(self):
+        for objective in ('piwae_elbo', 'miwae_elbo'):
+            config = dataclasses.replace(SMALL, objective=objective,
+                                         n_samples=4, n_groups=2)
+            result = run(config, os.path.join(self.get_temp_dir(), objective))
+            self.assertTrue(np.isfinite(result.final_train_bound))
 
     def test_dreg_trains(self):
         config = dataclasses.replace(SMALL, estimator='dreg', n_samples=5)
