@@ -247,26 +247,22 @@ class Config:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def objective_name(config):
+def objective_name(config, marks=('_k', '_m', '_beta')):
     """OBJECTIVE_kN, with M (mM) of the grouped objectives and beta
-    (betaB) of ciwae_elbo: miwae_elbo_k64_m8, ciwae_elbo_k64_beta0.05."""
-    name = f'{config.objective}_k{config.n_samples}'
+    (betaB) of ciwae_elbo: miwae_elbo_k64_m8, ciwae_elbo_k64_beta0.05.
+    marks: what precedes k, M and beta."""
+    name = f'{config.objective}{marks[0]}{config.n_samples}'
     if config.objective in choices.GROUPED_OBJECTIVES:
-        name += f'_m{config.n_groups}'
+        name += f'{marks[1]}{config.n_groups}'
     if config.objective == 'ciwae_elbo':
-        name += f'_beta{config.ciwae_beta:g}'
+        name += f'{marks[2]}{config.ciwae_beta:g}'
     return name
 
 
 def objective_label(config):
     """The objective and its numbers for tables: iwae_elbo k=5,
     miwae_elbo k=64 M=8, ciwae_elbo k=64 beta=0.05."""
-    label = f'{config.objective} k={config.n_samples}'
-    if config.objective in choices.GROUPED_OBJECTIVES:
-        label += f' M={config.n_groups}'
-    if config.objective == 'ciwae_elbo':
-        label += f' beta={config.ciwae_beta:g}'
-    return label
+    return objective_name(config, (' k=', ' M=', ' beta='))
 
 
 def default_logdir(config):

@@ -286,17 +286,22 @@ class GridTest(tf.test.TestCase):
         self.assertFalse(os.path.exists(os.path.join(out, sweep.RUNS_DIR)))
 
     def test_summary_over_seeds(self):
+        miwae = dict(objective='miwae_elbo', n_samples=8, n_groups=2)
         records = [dict(name=f's{seed}', status='done',
-                        settings=dict(Config(seed=seed).settings(),
+                        settings=dict(Config(seed=seed, **values).settings(),
                                       data_seed=1),
                         test_log_likelihood=ll, active_units=[a],
                         final_train_bound=ll - 5, wall_time_s=60.0)
+                   for values in ({}, miwae)
                    for seed, ll, a in ((1, -90.0, 20), (2, -92.0, 22))]
         out = self.get_temp_dir()
         sweep.write_summary(records, out)
         with open(os.path.join(out, 'runs.md')) as f:
             text = f.read()
-        self.assertIn('| 2 | -91.00 ± 1.41 | 21.0 ± 1.4 |', text)
+        self.assertIn('| binarized_mnist 1 layer iwae_elbo k=5 paper -1 '
+                      'epochs | 2 | -91.00 ± 1.41 | 21.0 ± 1.4 |', text)
+        self.assertIn('| binarized_mnist 1 layer miwae_elbo k=8 M=2 paper -1 '
+                      'epochs | 2 | -91.00 ± 1.41 | 21.0 ± 1.4 |', text)
         self.assertEqual([row['active_units'] for row in read_csv(
-            os.path.join(out, 'runs.csv'))], ['20', '22'])
+            os.path.join(out, 'runs.csv'))], ['20', '22', '20', '22'])
 
