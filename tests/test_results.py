@@ -22,11 +22,13 @@ from tasks import bound_vs_k  # pylint: disable=g-import-not-at-top
 from tasks import paper_table  # pylint: disable=g-import-not-at-top
 from iwae_tf import sweep  # pylint: disable=g-bad-import-order
 from iwae_tf.config import Config
+from iwae_tf.config import objective_label
 
 RESULTS = os.path.join(test_main.ROOT, 'results')
 FULL_SCHEDULE = os.path.join(RESULTS, 'table1_binarized_mnist')
 STUDY = os.path.join(RESULTS, 'active_units_80_epochs')
 BOUNDS = os.path.join(RESULTS, 'bound_vs_k')
+BETWEEN = os.path.join(RESULTS, 'rainforth_20_epochs')
 
 
 def _read(path):
@@ -164,3 +166,26 @@ def test_schedule_script_stops_at_once_without_the_packages(tmp_path):
     assert 'pip install -e' in lines[0]
     assert not done.stdout  # Nothing carried.
     assert sorted(os.listdir(os.path.join(RESULTS, 'in_progress'))) == before
+
+
+def rainforth_row(folder):
+    """The README's row of a 20-epoch run of Rainforth et al.'s bounds."""
+    results = json.loads(_read(os.path.join(folder, 'results.json')))
+    config = Config.from_dict(results['config'])
+    return (f"| {objective_label(config)} | "
+            f"{results['test_log_likelihood']:.2f} | "
+            f"{sum(results['active_units'])} / 50 | "
+            f"{results['pruned_test_log_likelihood']:.2f} | "
+            f"{results['train_examples_per_second']:,.0f} |")
+
+
+def test_bounds_between_table_is_its_runs_files():
+    names = sorted(os.listdir(BETWEEN))
+    assert len(names) == 4
+    for name in names:
+        folder = os.path.join(BETWEEN, name)
+        config = Config.from_dict(json.loads(_read(os.path.join(
+            folder, 'config.json'))))
+        assert (config.epochs, config.seed, config.eval_samples,
+                config.max_test_examples) == (20, 1, 5000, None)
+        assert rainforth_row(folder) in _readme(), name
