@@ -201,7 +201,8 @@ class Config:
                 raise ValueError(
                     f'--n_groups {self.n_groups} does not divide --n_samples '
                     f'{self.n_samples}: {self.objective} splits the samples '
-                    'into groups of equal size')
+                    f'into groups of equal size; choose a divisor of '
+                    f'{self.n_samples}')
         elif self.n_groups != 1:
             raise ValueError(f'--n_groups is M of '
                              f'{" and ".join(choices.GROUPED_OBJECTIVES)}; '
