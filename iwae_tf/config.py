@@ -248,16 +248,24 @@ class Config:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+def objective_numbers(objective, n_groups, ciwae_beta, marks=('_m', '_beta')):
+    """M (after marks[0]) of the grouped objectives and beta (after
+    marks[1]) of ciwae_elbo, as text: '_m8', '_beta0.05', '' for the
+    others."""
+    if objective in choices.GROUPED_OBJECTIVES:
+        return f'{marks[0]}{n_groups}'
+    if objective == 'ciwae_elbo':
+        return f'{marks[1]}{ciwae_beta:g}'
+    return ''
+
+
 def objective_name(config, marks=('_k', '_m', '_beta')):
     """OBJECTIVE_kN, with M (mM) of the grouped objectives and beta
     (betaB) of ciwae_elbo: miwae_elbo_k64_m8, ciwae_elbo_k64_beta0.05.
     marks: what precedes k, M and beta."""
-    name = f'{config.objective}{marks[0]}{config.n_samples}'
-    if config.objective in choices.GROUPED_OBJECTIVES:
-        name += f'{marks[1]}{config.n_groups}'
-    if config.objective == 'ciwae_elbo':
-        name += f'{marks[2]}{config.ciwae_beta:g}'
-    return name
+    return (f'{config.objective}{marks[0]}{config.n_samples}' +
+            objective_numbers(config.objective, config.n_groups,
+                              config.ciwae_beta, marks[1:]))
 
 
 def objective_label(config):

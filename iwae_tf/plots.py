@@ -149,45 +149,57 @@ def matrix_heatmap(labels, matrix, path, title, vmax=1.0):
     _save(fig, path)
 
 
-def snr_curves(records, path):
-    """Gradient SNR against k on log-log axes: encoder and decoder panels,
-    per entry (top) and of the whole vector (bottom), a colour per estimator, solid after training and dashed at
-    initialisation, with grey 1/sqrt(k) and sqrt(k) guides.
+# What snr_against can put on its x axis: (label, log scale).
+SNR_AXES = {'n_samples': ('k (importance samples)', True),
+            'n_groups': ('M (groups of K = k / M draws)', True),
+            'ciwae_beta': ("beta (the VAE bound's share)", False)}
+
+
+def snr_against(records, x, line, path):
+    """Gradient SNR against x: encoder and decoder panels, per entry (top)
+    and of the whole vector (bottom), a colour per line, solid after
+    training and dashed at initialisation; log-log against k, with grey
+    1/sqrt(k) and sqrt(k) guides.
 
     Args:
-        records: list of dicts with 'point' ('initialisation' or 'trained'),
-            'estimator', 'n_samples', and encoder_/decoder_ snr_mean and
-            snr_vector.
+        records: list of dicts with 'point' ('initialisation' or
+            'trained'), x, what line reads, and encoder_/decoder_ snr_mean
+            and snr_vector.
+        x: a key of SNR_AXES.
+        line: function record -> the label of its line (what it measures
+            besides x and the point).
         path: PNG file to write.
     """
-    estimators = list(dict.fromkeys(r['estimator'] for r in records))
-    ks = np.array(sorted({r['n_samples'] for r in records}), np.float64)
+    x_label, log_x = SNR_AXES[x]
+    lines = list(dict.fromkeys(line(r) for r in records))
+    xs = np.array(sorted({r[x] for r in records}), np.float64)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
     panels = [(network, kind) for kind in ('mean', 'vector')
               for network in ('encoder', 'decoder')]
     for ax, (network, kind) in zip(axes.flat, panels):
         key = f'{network}_snr_{kind}'
-        for j, estimator in enumerate(estimators):
+        for j, name in enumerate(lines):
             for point, style in (('trained', '-'), ('initialisation', '--')):
                 mine = sorted((r for r in records if r['point'] == point and
-                               r['estimator'] == estimator),
-                              key=lambda r: r['n_samples'])
+                               line(r) == name), key=lambda r: r[x])
                 if mine:
-                    ax.plot([r['n_samples'] for r in mine],
-                            [r[key] for r in mine], style, marker='o', ms=4,
+                    ax.plot([r[x] for r in mine], [r[key] for r in mine],
+                            style, marker='o', ms=4,
                             color=COLORS[j % len(COLORS)],
-                            label=f'{estimator}, {point}')
-        values = [r[key] for r in records if r[key] > 0]
-        anchor = float(np.exp(np.mean(np.log(values))))
-        middle = float(np.exp(np.mean(np.log(ks))))
-        for power, text in ((-0.5, '1/sqrt(k)'), (0.5, 'sqrt(k)')):
-            ax.plot(ks, anchor * (ks / middle)**power, ':', color='grey',
-                    lw=1)
-            ax.annotate(text, (ks[-1], anchor * (ks[-1] / middle)**power),
-                        color='grey', fontsize=8)
-        ax.set_xscale('log')
+                            label=f'{name}, {point}')
+        if x == 'n_samples':
+            values = [r[key] for r in records if r[key] > 0]
+            anchor = float(np.exp(np.mean(np.log(values))))
+            middle = float(np.exp(np.mean(np.log(xs))))
+            for power, text in ((-0.5, '1/sqrt(k)'), (0.5, 'sqrt(k)')):
+                ax.plot(xs, anchor * (xs / middle)**power, ':', color='grey',
+                        lw=1)
+                ax.annotate(text, (xs[-1], anchor * (xs[-1] / middle)**power),
+                            color='grey', fontsize=8)
+        if log_x:
+            ax.set_xscale('log', base=2 if x == 'n_groups' else 10)
         ax.set_yscale('log')
-        ax.set_xlabel('k (importance samples)')
+        ax.set_xlabel(x_label)
         ax.set_ylabel('SNR')
         ax.set_title(f'{network} gradient: ' +
                      ('|mean| / std per entry, averaged' if kind == 'mean'

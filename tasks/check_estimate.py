@@ -32,8 +32,6 @@ from iwae_tf import evaluate
 from iwae_tf import pipeline
 from tasks import common
 
-flags.DEFINE_string('run', None, 'A trained run: its logdir, a checkpoint in '
-                    'it, or a folder of its config.json and weights.')
 flags.DEFINE_integer('images', 200, 'Test images (a seeded subset).',
                      lower_bound=2)
 FLAGS = flags.FLAGS

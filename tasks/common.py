@@ -25,6 +25,9 @@ sweep.define_flags()  # Where a task's grid runs.
 
 flags.DEFINE_string('out_dir', None, 'Folder for the task\'s results and '
                     'figures.')
+flags.DEFINE_string('run', None, 'A trained run: its logdir, a checkpoint in '
+                    'it, or a folder of its config.json and weights (tasks '
+                    'that study one trained model).')
 flags.DEFINE_list('seeds', ['135', '630', '924', '10', '32'],
                   'Seeds of the runs (weights, data order, samples).')
 flags.DEFINE_bool('quick', False, 'A smoke test of a minute or two: 1 epoch '

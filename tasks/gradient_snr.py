@@ -1,22 +1,38 @@
-"""Signal-to-noise ratio of IWAE gradients against k, per estimator.
+"""Signal-to-noise ratio of bound gradients against k, per objective and
+estimator.
 
 Rainforth et al. (2018), "Tighter variational bounds are not necessarily
 better": with the standard estimator the encoder gradient's SNR
-(|mean| / std over draws at a fixed parameter point) falls like 1/sqrt(k)
-while the decoder's rises like sqrt(k); DReG (Tucker et al. 2018) keeps the
-encoder's from falling. For each k in --snr_samples and each estimator in
---estimators, at initialisation and after training (main.py's training
-flags), the gradient of the iwae_elbo on one fixed minibatch (--batch_size
-training images) is drawn --n_draws times.
+(|mean| / std over draws at a fixed parameter point) of the IWAE bound falls
+like 1/sqrt(k) while the decoder's rises like sqrt(k); DReG (Tucker et al.
+2018) keeps the encoder's from falling. Their bounds between the VAE's and
+L_k trade the two: MIWAE(M, K) on k = M K draws, whose encoder SNR they
+find rising with M at a fixed k; PIWAE, the decoder's gradient of L_k and
+the encoder's of MIWAE; CIWAE(beta), a mix of the VAE's bound and L_k.
+
+For each k in --snr_samples, each objective of --snr_objectives (miwae_elbo
+and piwae_elbo at each M of --snr_groups that divides k, ciwae_elbo at each
+beta of --snr_ciwae_betas) and each estimator in --estimators (dreg with
+iwae_elbo only, as in training), at initialisation and after training, the
+gradient on one fixed minibatch (--batch_size training images) is drawn
+--n_draws times. The trained point is a model trained here with main.py's
+training flags (the IWAE bound), or the weights of a trained run (--run):
 
   python tasks/gradient_snr.py --data_dir ../shared/data --epochs 10 \
       --out_dir results/gradient_snr
+  python tasks/gradient_snr.py --data_dir ../shared/data --snr_samples 64 \
+      --snr_objectives miwae_elbo,piwae_elbo,ciwae_elbo \
+      --snr_groups 1,2,4,8,16,32,64 --snr_ciwae_betas 0,0.25,0.5,0.75,1 \
+      --estimators standard --out_dir results/gradient_snr_groups \
+      --run results/table1_binarized_mnist/binarized_mnist_1layer_iwae_k5
   python tasks/gradient_snr.py --epochs 1 --max_train_examples 2000 \
       --snr_samples 1,5 --n_draws 20 --out_dir /tmp/snr     # quick mode
 
-Writes into --out_dir: snr.jsonl (a line per point x k x estimator as it
-finishes; --resume keeps them), snr.csv, snr.md and snr.png (log-log SNR
-against k, encoder and decoder, with 1/sqrt(k) and sqrt(k) guides).
+Writes into --out_dir: snr.jsonl (a line per point x objective x k x
+estimator as it finishes; --resume keeps them), snr.csv, snr.md and snr.png
+(log-log SNR against k, encoder and decoder, with 1/sqrt(k) and sqrt(k)
+guides); snr_groups.png (against M at each k) where a grouped objective has
+two M at one k, snr_betas.png (against beta) where ciwae_elbo has two.
 """
 
 import csv
@@ -34,13 +50,30 @@ import tensorflow as tf
 
 from iwae_tf import choices
 from iwae_tf import evaluate
+from iwae_tf import pipeline
 from iwae_tf import plots
 from iwae_tf import sweep
 from iwae_tf import train
+from iwae_tf.config import objective_label
+from iwae_tf.config import objective_numbers
 from tasks import common
+
+
+def _is_fraction(text):
+    try:
+        return 0 <= float(text) <= 1
+    except ValueError:
+        return False
+
 
 flags.DEFINE_list('snr_samples', ['1', '5', '50', '500'],
                   'Values of k at which the SNR is measured.')
+flags.DEFINE_list('snr_objectives', ['iwae_elbo'],
+                  'Bounds whose gradients are measured, among '
+                  f'{", ".join(choices.OBJECTIVES)}.')
+flags.DEFINE_list('snr_groups', ['1', '4', '16', '64'],
+                  'M of miwae_elbo and piwae_elbo: each that divides a k.')
+flags.DEFINE_list('snr_ciwae_betas', ['0.5'], 'beta of ciwae_elbo, in [0, 1].')
 flags.DEFINE_list('estimators', list(choices.ESTIMATORS),
                   'Gradient estimators to compare.')
 flags.DEFINE_integer('n_draws', 100, 'Gradient draws per point, k and '
@@ -49,12 +82,26 @@ flags.register_validator(
     'snr_samples', lambda v: all(s.isdigit() and int(s) > 0 for s in v),
     message='--snr_samples must be a comma-separated list of k >= 1')
 flags.register_validator(
+    'snr_groups', lambda v: all(s.isdigit() and int(s) > 0 for s in v),
+    message='--snr_groups must be a comma-separated list of M >= 1')
+flags.register_validator(
+    'snr_ciwae_betas', lambda v: all(_is_fraction(b) for b in v),
+    message='--snr_ciwae_betas must be a comma-separated list of beta in '
+    '[0, 1]')
+flags.register_validator(
+    'snr_objectives', lambda v: v and set(v) <= set(choices.OBJECTIVES),
+    message='--snr_objectives must be among '
+    f'{", ".join(choices.OBJECTIVES)}')
+flags.register_validator(
     'estimators', lambda v: set(v) <= set(choices.ESTIMATORS),
     message=f'--estimators must be among {", ".join(choices.ESTIMATORS)}')
 FLAGS = flags.FLAGS
 
+# What an older snr.jsonl's records (the IWAE bound's only) measured.
+IWAE_BOUND = dict(objective='iwae_elbo', n_groups=1, ciwae_beta=0.5)
 
-def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
+
+def gradient_moments_fn(model, x, measured, n_draws, seed):
     """A function () -> the mean and standard deviation over draws of every
     gradient entry of model at its current weights (one XLA program: call
     it again after assigning other weights to the model).
@@ -62,8 +109,8 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
     Args:
         model: IWAEModel.
         x: float Tensor [batch, n_pixels], the fixed minibatch.
-        n_samples: int, k.
-        estimator: a name in choices.ESTIMATORS.
+        measured: Config; its objective (with n_groups and ciwae_beta),
+            n_samples and estimator say which gradient.
         n_draws: int.
         seed: int; draw i uses the stateless seed (seed, i).
 
@@ -83,8 +130,9 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
 
     def one_draw(i, enc1, enc2, dec1, dec2):
         _, grads = train.bound_and_gradients(
-            model, x, n_samples, tf.stack([tf.constant(seed), i]),
-            'iwae_elbo', estimator)
+            model, x, measured.n_samples, tf.stack([tf.constant(seed), i]),
+            measured.objective, measured.estimator,
+            n_groups=measured.n_groups, ciwae_beta=measured.ciwae_beta)
         enc, dec = flat(grads, encoder), flat(grads, decoder)
         return (i + 1, enc1 + enc, enc2 + tf.square(enc), dec1 + dec,
                 dec2 + tf.square(dec))
@@ -109,6 +157,56 @@ def gradient_moments_fn(model, x, n_samples, estimator, n_draws, seed):
     return moments
 
 
+def measured_configs(config, ks):
+    """The gradients to measure, each as config with its objective (and M
+    or beta), k and estimator: every objective of --snr_objectives at each
+    k of ks, miwae_elbo and piwae_elbo at each M of --snr_groups that
+    divides k, ciwae_elbo at each beta of --snr_ciwae_betas, with each
+    estimator of --estimators that training allows it (dreg is iwae_elbo's).
+
+    Raises:
+        ValueError: a grouped objective has no M that divides any k.
+    """
+    out = []
+    for objective in FLAGS.snr_objectives:
+        if objective in choices.GROUPED_OBJECTIVES:
+            numbers = [dict(n_groups=int(m)) for m in FLAGS.snr_groups]
+        elif objective == 'ciwae_elbo':
+            numbers = [dict(ciwae_beta=float(b))
+                       for b in FLAGS.snr_ciwae_betas]
+        else:
+            numbers = [{}]
+        mine = [config.replace(**dict(IWAE_BOUND, objective=objective,
+                                      n_samples=k, estimator=estimator, **n))
+                for k in ks for n in numbers
+                if k % n.get('n_groups', 1) == 0
+                for estimator in FLAGS.estimators
+                if estimator != 'dreg' or objective == 'iwae_elbo']
+        if not mine:
+            raise ValueError(
+                f'{objective} has nothing to measure: no M of --snr_groups '
+                'divides a k of --snr_samples, or --estimators holds only '
+                'dreg (the IWAE bound\'s); give M that divide k')
+        out += mine
+    return out
+
+
+def key_of(record):
+    """What a record measured: (point, objective, M, beta, k, estimator)."""
+    return (record['point'], record['objective'], record['n_groups'],
+            record['ciwae_beta'], record['n_samples'], record['estimator'])
+
+
+def line_of(record, x):
+    """A record's line in a figure against x: what it measured besides x and
+    the point, as text (the objective with its M or beta, k, estimator)."""
+    numbers = '' if x in ('n_groups', 'ciwae_beta') else objective_numbers(
+        record['objective'], record['n_groups'], record['ciwae_beta'],
+        (' M=', ' beta='))
+    k = '' if x == 'n_samples' else f' k={record["n_samples"]}'
+    return f'{record["objective"]}{numbers}{k}, {record["estimator"]}'
+
+
 def snr_summary(moments, n_draws):
     """Per network: the mean and median over entries of |mean| / std
     (entries whose gradient never varies, std 0, are left out), and the SNR
@@ -131,94 +229,125 @@ def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'gradient_snr'))
     path = os.path.join(out_dir, 'snr.jsonl')
-    done = {(r['point'], r['n_samples'], r['estimator']): r
-            for r in common.finished_records(path)}
-    config = common.config_for(objective='iwae_elbo')
-    dataset = common.load_data()
+    done = {}
+    for r in common.finished_records(path):
+        r = dict(IWAE_BOUND, **r)
+        done[key_of(r)] = r
     ks = [int(k) for k in FLAGS.snr_samples]
+    # Only their objectives, k and estimators count: checked before the data.
+    measured = measured_configs(common.config_for(objective='iwae_elbo'), ks)
+    trained = None
+    if FLAGS.run:
+        config, dataset, trained, read = pipeline.load_run(
+            os.path.expanduser(FLAGS.run),
+            common.flags_set(('data_dir', 'seed')), '--run')
+        print(f'trained weights: {read}')
+    else:
+        config = common.config_for(objective='iwae_elbo')
+        dataset = common.load_data()
     x = tf.constant(dataset.binarized_train()[:config.batch_size])
     model = train.make_model(config, dataset)
     model.log_weights(x, 1, tf.constant([0, 0]))  # Builds it.
-    moments = {}  # (k, estimator) -> its compiled function, for both points.
+    moments = {}  # key_of without the point -> its compiled function.
     for point in ('initialisation', 'trained'):
         if point == 'trained':
-            print(f'training {config.total_epochs} epochs '
-                  f'({config.objective}, k={config.n_samples}, '
-                  f'{config.estimator})')
-            trained = train.train(config, dataset,
-                                  os.path.join(out_dir, 'run'),
-                                  resume=FLAGS.resume, log=print,
-                                  progress=FLAGS.progress).model
+            if trained is None:
+                print(f'training {config.total_epochs} epochs '
+                      f'({config.objective}, k={config.n_samples}, '
+                      f'{config.estimator})')
+                trained = train.train(config, dataset,
+                                      os.path.join(out_dir, 'run'),
+                                      resume=FLAGS.resume, log=print,
+                                      progress=FLAGS.progress).model
             model.set_weights(trained.get_weights())
-        for k in ks:
-            for estimator in FLAGS.estimators:
-                if (point, k, estimator) in done:
-                    continue
-                t0 = time.time()
-                record = dict(point=point, n_samples=k, estimator=estimator,
-                              n_draws=FLAGS.n_draws,
-                              settings=common.settings(config))
-                if (k, estimator) not in moments:
-                    moments[k, estimator] = gradient_moments_fn(
-                        model, x, k, estimator, FLAGS.n_draws, config.seed)
-                record.update(snr_summary(moments[k, estimator](),
-                                          FLAGS.n_draws))
-                sweep.append_record(path, record)
-                done[(point, k, estimator)] = record
-                print(f'{point} k={k} {estimator}: SNR per entry / of the '
-                      f'vector: encoder {record["encoder_snr_mean"]:.3f} / '
-                      f'{record["encoder_snr_vector"]:.3f}, decoder '
-                      f'{record["decoder_snr_mean"]:.3f} / '
-                      f'{record["decoder_snr_vector"]:.3f} '
-                      f'({time.time() - t0:.0f}s)', flush=True)
+        for m in measured:
+            record = dict(point=point, objective=m.objective,
+                          n_groups=m.n_groups, ciwae_beta=m.ciwae_beta,
+                          n_samples=m.n_samples, estimator=m.estimator)
+            if key_of(record) in done:
+                continue
+            t0 = time.time()
+            record.update(n_draws=FLAGS.n_draws,
+                          settings=common.settings(config))
+            if key_of(record)[1:] not in moments:
+                moments[key_of(record)[1:]] = gradient_moments_fn(
+                    model, x, m, FLAGS.n_draws, config.seed)
+            record.update(snr_summary(moments[key_of(record)[1:]](),
+                                      FLAGS.n_draws))
+            sweep.append_record(path, record)
+            done[key_of(record)] = record
+            print(f'{point} {line_of(record, None)}: SNR '
+                  f'per entry / of the vector: encoder '
+                  f'{record["encoder_snr_mean"]:.3f} / '
+                  f'{record["encoder_snr_vector"]:.3f}, decoder '
+                  f'{record["decoder_snr_mean"]:.3f} / '
+                  f'{record["decoder_snr_vector"]:.3f} '
+                  f'({time.time() - t0:.0f}s)', flush=True)
     records = sorted(done.values(), key=lambda r: (
-        r['point'], r['estimator'], r['n_samples']))
-    write_tables(records, out_dir, config)
-    plots.snr_curves(records, os.path.join(out_dir, 'snr.png'))
-    print(f'wrote {out_dir}/snr.md, snr.csv, snr.png')
+        r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
+        r['estimator'], r['n_samples']))
+    write_tables(records, out_dir, config,
+                 FLAGS.run or os.path.join(out_dir, 'run'))
+    written = ['snr.md', 'snr.csv']
+    for x_axis, name, wanted in (
+            ('n_samples', 'snr.png', lambda r: True),
+            ('n_groups', 'snr_groups.png',
+             lambda r: r['objective'] in choices.GROUPED_OBJECTIVES),
+            ('ciwae_beta', 'snr_betas.png',
+             lambda r: r['objective'] == 'ciwae_elbo')):
+        mine = [r for r in records if wanted(r)]
+        if x_axis == 'n_samples' or len({r[x_axis] for r in mine}) > 1:
+            plots.snr_against(mine, x_axis,
+                              lambda r, x=x_axis: line_of(r, x),
+                              os.path.join(out_dir, name))
+            written.append(name)
+    print(f'wrote {out_dir}/{", ".join(written)}')
 
 
-def slope(records, point, estimator, key):
-    """The least-squares slope of log SNR against log k (-0.5: 1/sqrt(k))."""
-    mine = [r for r in records if r['point'] == point and
-            r['estimator'] == estimator and r[key] > 0]
+def slope(records, key):
+    """The least-squares slope of log SNR against log k (-0.5: 1/sqrt(k))
+    over records (those of one line against k and one point)."""
+    mine = [r for r in records if r[key] > 0]
     if len(mine) < 2:
         return float('nan')
     return float(np.polyfit(np.log([r['n_samples'] for r in mine]),
                             np.log([r[key] for r in mine]), 1)[0])
 
 
-def write_tables(records, out_dir, config):
-    fields = ['point', 'estimator', 'n_samples', 'encoder_snr_mean',
-              'encoder_snr_median', 'encoder_snr_vector', 'decoder_snr_mean',
-              'decoder_snr_median', 'decoder_snr_vector', 'n_draws']
+def write_tables(records, out_dir, config, trained_from):
+    fields = ['point', 'objective', 'n_groups', 'ciwae_beta', 'estimator',
+              'n_samples', 'encoder_snr_mean', 'encoder_snr_median',
+              'encoder_snr_vector', 'decoder_snr_mean', 'decoder_snr_median',
+              'decoder_snr_vector', 'n_draws']
     with open(os.path.join(out_dir, 'snr.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
         writer.writeheader()
         writer.writerows(records)
-    lines = [f'# Gradient SNR of the IWAE bound ({config.dataset}, '
+    lines = [f'# Gradient SNR of the bounds ({config.dataset}, '
              f'{config.stochastic_layers} stochastic layer(s), batch '
-             f'{config.batch_size}, trained {config.total_epochs} epochs with '
-             f'k={config.n_samples}, {config.estimator})', '',
-             '| point | estimator | k | encoder SNR, per entry | encoder '
-             'SNR, vector | decoder SNR, per entry | decoder SNR, vector |',
-             '|---|---|---:|---:|---:|---:|---:|']
-    lines += [f'| {r["point"]} | {r["estimator"]} | {r["n_samples"]} | '
-              f'{r["encoder_snr_mean"]:.4f} | {r["encoder_snr_vector"]:.4f} | '
-              f'{r["decoder_snr_mean"]:.4f} | {r["decoder_snr_vector"]:.4f} |'
-              for r in records]
+             f'{config.batch_size}, trained {config.total_epochs} epochs on '
+             f'{objective_label(config)}, {config.estimator}: '
+             f'{trained_from})', '',
+             '| point | objective, estimator | k | encoder SNR, per entry | '
+             'encoder SNR, vector | decoder SNR, per entry | decoder SNR, '
+             'vector |', '|---|---|---:|---:|---:|---:|---:|']
+    lines += [f'| {r["point"]} | {line_of(r, "n_samples")} | '
+              f'{r["n_samples"]} | {r["encoder_snr_mean"]:.4f} | '
+              f'{r["encoder_snr_vector"]:.4f} | {r["decoder_snr_mean"]:.4f} | '
+              f'{r["decoder_snr_vector"]:.4f} |' for r in records]
     lines += ['', 'Per entry: |mean| / std over draws of each gradient entry, '
               'averaged over entries. Vector: ||mean|| / sqrt(total '
               'variance) of the whole gradient. Slopes of log SNR against '
               'log k (-0.5 is 1/sqrt(k), +0.5 is sqrt(k)), per entry / '
-              'vector:', '']
-    for point in dict.fromkeys(r['point'] for r in records):
-        for estimator in dict.fromkeys(r['estimator'] for r in records):
-            lines.append(f'- {point}, {estimator}: ' + ', '.join(
-                f'{network} '
-                f'{slope(records, point, estimator, f"{network}_snr_mean"):+.2f}'
-                f' / '
-                f'{slope(records, point, estimator, f"{network}_snr_vector"):+.2f}'
+              'vector, where a line has two k or more:', '']
+    groups = {}
+    for r in records:
+        groups.setdefault((r['point'], line_of(r, 'n_samples')), []).append(r)
+    for (point, line), mine in groups.items():
+        if len(mine) > 1:
+            lines.append(f'- {point}, {line}: ' + ', '.join(
+                f'{network} {slope(mine, f"{network}_snr_mean"):+.2f}'
+                f' / {slope(mine, f"{network}_snr_vector"):+.2f}'
                 for network in ('encoder', 'decoder')))
     with open(os.path.join(out_dir, 'snr.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')

@@ -359,7 +359,54 @@ class GradientSnrTest(tf.test.TestCase):
         self.assertGreater(os.path.getsize(os.path.join(out, 'snr.png')),
                            1000)
         with open(os.path.join(out, 'snr.md')) as f:
-            self.assertIn('trained, standard: encoder', f.read())
+            self.assertIn('trained, iwae_elbo, standard: encoder', f.read())
+
+    def test_objectives_between_the_bounds(self):
+        folder = self.get_temp_dir()
+        test_main.tiny_binarized_mnist(folder)
+        out = os.path.join(folder, 'snr')
+        self.assertIsNone(task_in_process(
+            gradient_snr, '--data_dir', folder, '--out_dir', out,
+            '--snr_samples', '4', '--snr_objectives',
+            'iwae_elbo,vae_elbo,miwae_elbo,piwae_elbo,ciwae_elbo',
+            '--snr_groups', '1,2,3,4', '--snr_ciwae_betas', '0,0.5',
+            '--estimators', 'standard,dreg', '--n_draws', '8', *QUICK))
+        records = sweep.read_records(os.path.join(out, 'snr.jsonl'))
+        got = {(r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
+                r['estimator']): r for r in records}
+        # M=3 does not divide k=4; dreg is the IWAE bound's alone.
+        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2))
+        for point in ('initialisation', 'trained'):
+            def snr(objective, network, n_groups=1, beta=0.5):
+                return got[point, objective, n_groups, beta, 'standard'][
+                    f'{network}_snr_mean']
+            for network in ('encoder', 'decoder'):
+                # The ends are the paper's bounds, to the bit.
+                self.assertEqual(snr('miwae_elbo', network, 1),
+                                 snr('iwae_elbo', network))
+                self.assertEqual(snr('miwae_elbo', network, 4),
+                                 snr('vae_elbo', network))
+                self.assertEqual(snr('ciwae_elbo', network, beta=0.0),
+                                 snr('iwae_elbo', network))
+            # PIWAE: the decoder's gradient of L_k, the encoder's of MIWAE.
+            self.assertAllClose(snr('piwae_elbo', 'decoder', 2),
+                                snr('iwae_elbo', 'decoder'), rtol=1e-6)
+            self.assertAllClose(snr('piwae_elbo', 'encoder', 2),
+                                snr('miwae_elbo', 'encoder', 2), rtol=1e-6)
+            self.assertNotAllClose(snr('piwae_elbo', 'encoder', 2),
+                                   snr('iwae_elbo', 'encoder'), rtol=1e-3)
+        for name in ('snr.png', 'snr_groups.png', 'snr_betas.png'):
+            self.assertGreater(os.path.getsize(os.path.join(out, name)), 1000)
+        with open(os.path.join(out, 'snr.md')) as f:
+            self.assertIn('| trained | piwae_elbo M=2, standard | 4 |',
+                          f.read())
+
+    def test_groups_that_divide_no_k_are_one_line(self):
+        message = task_in_process(
+            gradient_snr, '--snr_samples', '4', '--snr_objectives',
+            'miwae_elbo', '--snr_groups', '3', '--out_dir',
+            os.path.join(self.get_temp_dir(), 'snr'))
+        self.assertIn('give M that divide k', message)
 
     def test_snr_of_known_moments(self):
         summary = gradient_snr.snr_summary(dict(
