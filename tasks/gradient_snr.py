@@ -13,7 +13,7 @@ the encoder's of MIWAE; CIWAE(beta), a mix of the VAE's bound and L_k.
 For each k in --snr_samples, each objective of --snr_objectives (miwae_elbo
 and piwae_elbo at each M of --snr_groups that divides k, ciwae_elbo at each
 beta of --snr_ciwae_betas) and each estimator in --estimators (dreg with
-iwae_elbo only, as in training), at initialisation and after training, the
+iwae_elbo only, as in training), at initialisation and after training (--snr_points), the
 gradient on one fixed minibatch (--batch_size training images) is drawn
 --n_draws times. The trained point is a model trained here with main.py's
 training flags (the IWAE bound), or the weights of a trained run (--run):
@@ -58,6 +58,8 @@ from iwae_tf.config import objective_label
 from iwae_tf.config import objective_numbers
 from tasks import common
 
+POINTS = ('initialisation', 'trained')
+
 
 def _is_fraction(text):
     try:
@@ -74,6 +76,8 @@ flags.DEFINE_list('snr_objectives', ['iwae_elbo'],
 flags.DEFINE_list('snr_groups', ['1', '4', '16', '64'],
                   'M of miwae_elbo and piwae_elbo: each that divides a k.')
 flags.DEFINE_list('snr_ciwae_betas', ['0.5'], 'beta of ciwae_elbo, in [0, 1].')
+flags.DEFINE_list('snr_points', list(POINTS), 'Where the gradients are '
+                  'measured: at initialisation, after training or both.')
 flags.DEFINE_list('estimators', list(choices.ESTIMATORS),
                   'Gradient estimators to compare.')
 flags.DEFINE_integer('n_draws', 100, 'Gradient draws per point, k and '
@@ -92,6 +96,9 @@ flags.register_validator(
     'snr_objectives', lambda v: v and set(v) <= set(choices.OBJECTIVES),
     message='--snr_objectives must be among '
     f'{", ".join(choices.OBJECTIVES)}')
+flags.register_validator(
+    'snr_points', lambda v: v and set(v) <= set(POINTS),
+    message=f'--snr_points must be among {", ".join(POINTS)}')
 flags.register_validator(
     'estimators', lambda v: set(v) <= set(choices.ESTIMATORS),
     message=f'--estimators must be among {", ".join(choices.ESTIMATORS)}')
@@ -249,7 +256,7 @@ def run_task():
     model = train.make_model(config, dataset)
     model.log_weights(x, 1, tf.constant([0, 0]))  # Builds it.
     moments = {}  # key_of without the point -> its compiled function.
-    for point in ('initialisation', 'trained'):
+    for point in FLAGS.snr_points:
         if point == 'trained':
             if trained is None:
                 print(f'training {config.total_epochs} epochs '
