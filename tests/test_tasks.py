@@ -336,14 +336,18 @@ class CheckEstimateTest(tf.test.TestCase, parameterized.TestCase):
 
 class GradientSnrTest(tf.test.TestCase):
 
-    def test_quick_run_files_and_numbers(self):
+    def run_snr(self, *args):
+        """gradient_snr on tiny data, 8 draws; (its folder, its records)."""
         folder = self.get_temp_dir()
         test_main.tiny_binarized_mnist(folder)
         out = os.path.join(folder, 'snr')
         self.assertIsNone(task_in_process(
             gradient_snr, '--data_dir', folder, '--out_dir', out,
-            '--snr_samples', '1,4', '--n_draws', '8', *QUICK))
-        records = sweep.read_records(os.path.join(out, 'snr.jsonl'))
+            '--n_draws', '8', *args, *QUICK))
+        return out, sweep.read_records(os.path.join(out, 'snr.jsonl'))
+
+    def test_quick_run_files_and_numbers(self):
+        out, records = self.run_snr('--snr_samples', '1,4')
         self.assertLen(records, 2 * 2 * 3)  # points x k x estimators
         by_key = {(r['point'], r['n_samples'], r['estimator']): r
                   for r in records}
@@ -362,16 +366,11 @@ class GradientSnrTest(tf.test.TestCase):
             self.assertIn('trained, iwae_elbo, standard: encoder', f.read())
 
     def test_objectives_between_the_bounds(self):
-        folder = self.get_temp_dir()
-        test_main.tiny_binarized_mnist(folder)
-        out = os.path.join(folder, 'snr')
-        self.assertIsNone(task_in_process(
-            gradient_snr, '--data_dir', folder, '--out_dir', out,
+        out, records = self.run_snr(
             '--snr_samples', '4', '--snr_objectives',
             'iwae_elbo,vae_elbo,miwae_elbo,piwae_elbo,ciwae_elbo',
             '--snr_groups', '1,2,3,4', '--snr_ciwae_betas', '0,0.5',
-            '--estimators', 'standard,dreg', '--n_draws', '8', *QUICK))
-        records = sweep.read_records(os.path.join(out, 'snr.jsonl'))
+            '--estimators', 'standard,dreg')
         got = {(r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
                 r['estimator']): r for r in records}
         # M=3 does not divide k=4; dreg is the IWAE bound's alone.
