@@ -31,8 +31,9 @@ training flags (the IWAE bound), or the weights of a trained run (--run):
 Writes into --out_dir: snr.jsonl (a line per point x objective x k x
 estimator as it finishes; --resume keeps them), snr.csv, snr.md and snr.png
 (log-log SNR against k, encoder and decoder, with 1/sqrt(k) and sqrt(k)
-guides); snr_groups.png (against M at each k) where a grouped objective has
-two M at one k, snr_betas.png (against beta) where ciwae_elbo has two.
+guides) where there are two k, snr_groups.png (against M at each k) where
+the grouped objectives have two M, snr_betas.png (against beta) where
+ciwae_elbo has two.
 """
 
 import csv
@@ -303,7 +304,7 @@ def run_task():
             ('ciwae_beta', 'snr_betas.png',
              lambda r: r['objective'] == 'ciwae_elbo')):
         mine = [r for r in records if wanted(r)]
-        if x_axis == 'n_samples' or len({r[x_axis] for r in mine}) > 1:
+        if len({r[x_axis] for r in mine}) > 1:
             plots.snr_against(mine, x_axis,
                               lambda r, x=x_axis: line_of(r, x),
                               os.path.join(out_dir, name))

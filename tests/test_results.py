@@ -19,6 +19,7 @@ import test_main
 
 sys.path.insert(0, test_main.ROOT)
 from tasks import bound_vs_k  # pylint: disable=g-import-not-at-top
+from tasks import gradient_snr  # pylint: disable=g-import-not-at-top
 from tasks import paper_table  # pylint: disable=g-import-not-at-top
 from iwae_tf import sweep  # pylint: disable=g-bad-import-order
 from iwae_tf.config import Config
@@ -189,3 +190,49 @@ def test_bounds_between_table_is_its_runs_files():
         assert (config.epochs, config.seed, config.eval_samples,
                 config.max_test_examples) == (20, 1, 5000, None)
         assert rainforth_row(folder) in _readme(), name
+
+
+def snr_records(name):
+    """The trained point's records of results/gradient_snr_groups_NAME,
+    by (objective, M, beta)."""
+    records = sweep.read_records(os.path.join(
+        RESULTS, f'gradient_snr_groups_{name}', 'snr.jsonl'))
+    return {(r['objective'], r['n_groups'], r['ciwae_beta']): r
+            for r in records if r['point'] == 'trained'}
+
+
+def snr_bound_row(record):
+    """The README's row of one bound at the full-schedule IWAE k=5's weights."""
+    return (f"| {gradient_snr.line_of(record, 'n_samples')} | "
+            f"{record['encoder_snr_mean']:.3f} | "
+            f"{record['encoder_snr_vector']:.3f} | "
+            f"{record['decoder_snr_mean']:.3f} | "
+            f"{record['decoder_snr_vector']:.3f} |")
+
+
+def snr_weights_row(name, label):
+    """The README's row of one trained run's weights: per-entry encoder,
+    then decoder, SNR of MIWAE at M = 1, 8 and 64 (k = 64)."""
+    records = snr_records(name)
+    return f'| {label} | ' + ' | '.join(
+        f"{records['miwae_elbo', m, 0.5][f'{network}_snr_mean']:.3f}"
+        for network in ('encoder', 'decoder') for m in (1, 8, 64)) + ' |'
+
+
+SNR_WEIGHTS = {'iwae_k5': 'IWAE k=5, 3,280 epochs',
+               'iwae_k1': 'IWAE k=1 (VAE), 3,280 epochs',
+               'miwae_k64_m1': 'IWAE k=64, 20 epochs',
+               'miwae_k64_m8': 'MIWAE(8, 8), 20 epochs',
+               'piwae_k64_m8': 'PIWAE(8, 8), 20 epochs',
+               'ciwae_k64_beta0.5': 'CIWAE(0.5) k=64, 20 epochs'}
+
+
+def test_gradient_snr_tables_are_their_records():
+    readme = _readme()
+    at_iwae_k5 = snr_records('iwae_k5')
+    assert len(at_iwae_k5) == 19  # MIWAE, PIWAE at 7 M; CIWAE at 5 betas.
+    for (objective, _, _), record in at_iwae_k5.items():
+        if objective != 'piwae_elbo':  # Its SNRs are MIWAE's and L_k's.
+            assert snr_bound_row(record) in readme, record
+    for name, label in SNR_WEIGHTS.items():
+        assert snr_weights_row(name, label) in readme, name
