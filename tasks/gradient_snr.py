@@ -233,6 +233,35 @@ def snr_summary(moments, n_draws):
     return out
 
 
+def train_here(config, dataset, out_dir):
+    """The trained point's model without --run: trained into out_dir/run
+    (--resume continues it, or reuses it when finished)."""
+    print(f'training {config.total_epochs} epochs ({config.objective}, '
+          f'k={config.n_samples}, {config.estimator})')
+    return train.train(config, dataset, os.path.join(out_dir, 'run'),
+                       resume=FLAGS.resume, log=print,
+                       progress=FLAGS.progress).model
+
+
+def write_figures(records, out_dir):
+    """snr.png, snr_groups.png and snr_betas.png, each where its axis has
+    two values; returns the names written."""
+    written = []
+    for x_axis, name, wanted in (
+            ('n_samples', 'snr.png', lambda r: True),
+            ('n_groups', 'snr_groups.png',
+             lambda r: r['objective'] in choices.GROUPED_OBJECTIVES),
+            ('ciwae_beta', 'snr_betas.png',
+             lambda r: r['objective'] == 'ciwae_elbo')):
+        mine = [r for r in records if wanted(r)]
+        if len({r[x_axis] for r in mine}) > 1:
+            plots.snr_against(mine, x_axis,
+                              lambda r, x=x_axis: line_of(r, x),
+                              os.path.join(out_dir, name))
+            written.append(name)
+    return written
+
+
 def run_task():
     out_dir = common.out_dir_from_flags(os.path.join('results',
                                                      'gradient_snr'))
@@ -260,13 +289,7 @@ def run_task():
     for point in FLAGS.snr_points:
         if point == 'trained':
             if trained is None:
-                print(f'training {config.total_epochs} epochs '
-                      f'({config.objective}, k={config.n_samples}, '
-                      f'{config.estimator})')
-                trained = train.train(config, dataset,
-                                      os.path.join(out_dir, 'run'),
-                                      resume=FLAGS.resume, log=print,
-                                      progress=FLAGS.progress).model
+                trained = train_here(config, dataset, out_dir)
             model.set_weights(trained.get_weights())
         for m in measured:
             record = dict(point=point, objective=m.objective,
@@ -275,18 +298,17 @@ def run_task():
             if key_of(record) in done:
                 continue
             t0 = time.time()
-            record.update(n_draws=FLAGS.n_draws,
-                          settings=common.settings(config))
             if key_of(record)[1:] not in moments:
                 moments[key_of(record)[1:]] = gradient_moments_fn(
                     model, x, m, FLAGS.n_draws, config.seed)
-            record.update(snr_summary(moments[key_of(record)[1:]](),
-                                      FLAGS.n_draws))
+            record.update(n_draws=FLAGS.n_draws,
+                          settings=common.settings(config),
+                          **snr_summary(moments[key_of(record)[1:]](),
+                                        FLAGS.n_draws))
             sweep.append_record(path, record)
             done[key_of(record)] = record
-            print(f'{point} {line_of(record, None)}: SNR '
-                  f'per entry / of the vector: encoder '
-                  f'{record["encoder_snr_mean"]:.3f} / '
+            print(f'{point} {line_of(record, None)}: SNR per entry / of the '
+                  f'vector: encoder {record["encoder_snr_mean"]:.3f} / '
                   f'{record["encoder_snr_vector"]:.3f}, decoder '
                   f'{record["decoder_snr_mean"]:.3f} / '
                   f'{record["decoder_snr_vector"]:.3f} '
@@ -296,19 +318,7 @@ def run_task():
         r['estimator'], r['n_samples']))
     write_tables(records, out_dir, config,
                  FLAGS.run or os.path.join(out_dir, 'run'))
-    written = ['snr.md', 'snr.csv']
-    for x_axis, name, wanted in (
-            ('n_samples', 'snr.png', lambda r: True),
-            ('n_groups', 'snr_groups.png',
-             lambda r: r['objective'] in choices.GROUPED_OBJECTIVES),
-            ('ciwae_beta', 'snr_betas.png',
-             lambda r: r['objective'] == 'ciwae_elbo')):
-        mine = [r for r in records if wanted(r)]
-        if len({r[x_axis] for r in mine}) > 1:
-            plots.snr_against(mine, x_axis,
-                              lambda r, x=x_axis: line_of(r, x),
-                              os.path.join(out_dir, name))
-            written.append(name)
+    written = ['snr.md', 'snr.csv'] + write_figures(records, out_dir)
     print(f'wrote {out_dir}/{", ".join(written)}')
 
 
