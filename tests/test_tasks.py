@@ -364,6 +364,20 @@ class GradientSnrTest(tf.test.TestCase):
                            1000)
         with open(os.path.join(out, 'snr.md')) as f:
             self.assertIn('trained, iwae_elbo, standard: encoder', f.read())
+        # --run: at the weights of the run trained above, the same numbers.
+        again = os.path.join(os.path.dirname(out), 'again')
+        self.assertIsNone(task_in_process(
+            gradient_snr, '--run', os.path.join(out, 'run'), '--out_dir',
+            again, '--snr_samples', '1,4', '--n_draws', '8', '--snr_points',
+            'trained'))
+        measured_again = sweep.read_records(os.path.join(again, 'snr.jsonl'))
+        self.assertLen(measured_again, 2 * 3)
+        for r in measured_again:
+            self.assertEqual(r['point'], 'trained')
+            self.assertEqual(
+                r['encoder_snr_vector'],
+                by_key['trained', r['n_samples'], r['estimator']][
+                    'encoder_snr_vector'])
 
     def test_objectives_between_the_bounds(self):
         out, records = self.run_snr(
