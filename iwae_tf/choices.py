@@ -33,9 +33,10 @@ INITIALIZERS = {
 PRIORS = ('standard', 'conditional')
 
 # The objectives (objectives.OBJECTIVES implements them): the paper's two,
-# then the bounds of Rainforth et al. 2018 between them.
+# the bounds of Rainforth et al. 2018 between them, and reweighted
+# wake-sleep.
 OBJECTIVES = ('vae_elbo', 'iwae_elbo', 'miwae_elbo', 'ciwae_elbo',
-              'piwae_elbo')
+              'piwae_elbo', 'rws')
 # Those that split the k draws into --n_groups groups.
 GROUPED_OBJECTIVES = ('miwae_elbo', 'piwae_elbo')
 # How the encoder gradient is estimated; the decoder's is the same for all.

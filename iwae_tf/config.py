@@ -58,7 +58,9 @@ class Config:
         'iwae_elbo', 'vae_elbo (mean of log-weights) or iwae_elbo (L_k); '
         'from Rainforth et al. 2018: miwae_elbo (the mean of --n_groups '
         'groups\' L_K), ciwae_elbo (--ciwae_beta vae_elbo + (1 - beta) '
-        'iwae_elbo) or piwae_elbo (decoder on L_k, encoder on miwae_elbo).',
+        'iwae_elbo) or piwae_elbo (decoder on L_k, encoder on miwae_elbo); '
+        'rws, reweighted wake-sleep (decoder on L_k, encoder on the wake '
+        'phase\'s weighted log q).',
         identity=True, choices=choices.OBJECTIVES)
     n_samples: int = _field(5, 'k, importance samples per example.',
                             identity=True, lower_bound=1)
@@ -207,6 +209,10 @@ class Config:
             raise ValueError(f'--n_groups is M of '
                              f'{" and ".join(choices.GROUPED_OBJECTIVES)}; '
                              f'leave it at 1 with --objective {self.objective}')
+        if self.objective == 'rws' and self.estimator != 'standard':
+            raise ValueError('rws trains the encoder on the wake phase\'s '
+                             'weighted log q, whose gradient has no pathwise '
+                             'form here; leave --estimator standard')
         if not 0 <= self.ciwae_beta <= 1:
             raise ValueError(f'--ciwae_beta must lie in [0, 1], got '
                              f'{self.ciwae_beta}')

@@ -1,5 +1,6 @@
-"""VAE and IWAE bounds, and the bounds of Rainforth et al. (2018) between
-them, as pure functions of log importance weights.
+"""VAE and IWAE bounds, the bounds of Rainforth et al. (2018) between them,
+and reweighted wake-sleep's encoder objective, as pure functions of log
+importance weights.
 
 Every function here takes `log_w`, a float Tensor [n_samples, batch] with
 log_w[i, b] = log p(x_b, h_i) - log q(h_i | x_b) for h_i ~ q(h | x_b), and
@@ -150,13 +151,38 @@ def path_gradient_scale(log_w, estimator):
     raise ValueError(f'no path gradient scale for estimator {estimator!r}')
 
 
+def wake_objective(log_w, log_q_held):
+    """Reweighted wake-sleep's wake-phase objective for the encoder
+    (Bornschein & Bengio 2015; Le et al. 2019, "Revisiting reweighted
+    wake-sleep"):
+
+        sum_i w_tilde_i log q(h_i | x),   w_tilde and h_i held fixed,
+
+    whose gradient through q's parameters is the self-normalized importance
+    sampling estimate of -grad KL(p(h | x) || q(h | x)): the encoder learns
+    to cover the posterior rather than to raise a bound (it is no bound).
+
+    Args:
+        log_w: float Tensor [n_samples, batch] (the weights w_tilde come from
+            it, with no gradient).
+        log_q_held: float Tensor [n_samples, batch], log q(h_i | x) of the
+            draws h_i held fixed (no gradient through them).
+
+    Returns:
+        float Tensor [batch].
+    """
+    return tf.reduce_sum(tf.stop_gradient(normalized_weights(log_w)) *
+                         log_q_held, axis=0)
+
+
 # choices.OBJECTIVES names them (a test checks the two agree). Each is the
 # bound a run reports and its decoder climbs; piwae_elbo (PIWAE, Rainforth et
-# al. 2018) trains the decoder on L_k and the encoder on MIWAE
-# (encoder_objective).
+# al. 2018) trains the encoder on MIWAE (encoder_objective), rws (reweighted
+# wake-sleep) on wake_objective (train.bound_and_gradients), both with the
+# decoder on L_k.
 OBJECTIVES = {'vae_elbo': vae_elbo, 'iwae_elbo': iwae_elbo,
               'miwae_elbo': miwae_elbo, 'ciwae_elbo': ciwae_elbo,
-              'piwae_elbo': iwae_elbo}
+              'piwae_elbo': iwae_elbo, 'rws': iwae_elbo}
 
 
 def get_objective(name, n_groups=1, ciwae_beta=0.5):

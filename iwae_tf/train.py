@@ -105,7 +105,10 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     through the decoder to the draws, then one from the draws through the
     encoder net that made them. piwae_elbo: the decoder's gradient is that
     of L_k, the encoder's that of miwae_elbo on the same draws (a second
-    backward pass through the decoder).
+    backward pass through the decoder). rws: the decoder's that of L_k, the
+    encoder's that of objectives.wake_objective on the same draws (q's
+    log-density at the draws held fixed: one more pass through the encoder
+    nets, none back through the decoder).
 
     Args:
         model: IWAEModel.
@@ -122,20 +125,26 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     Returns:
         (mean bound float scalar, gradients of -mean bound: those of
         model.decoder_variables, then those of model.encoder_variables, in
-        one list; the encoder's of -mean encoder bound for piwae_elbo).
+        one list; the encoder's of -mean encoder objective for piwae_elbo
+        and rws).
     """
     bound = objectives.get_objective(objective, n_groups, ciwae_beta)
     encoder_bound = objectives.encoder_objective(objective, n_groups)
+    own_encoder_loss = encoder_bound is not None or objective == 'rws'
     decoder = model.decoder_variables
     with tf.GradientTape(persistent=estimator != 'standard'
-                         or encoder_bound is not None) as tape:
+                         or own_encoder_loss) as tape:
         log_w, latents = model.log_weights_and_latents(x, n_samples, seed,
                                                        y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
-        encoder_loss = loss if encoder_bound is None else \
-            -tf.reduce_mean(encoder_bound(log_w))
-    if estimator == 'standard' and encoder_bound is None:
+        if objective == 'rws':  # q's density at the draws, held fixed.
+            encoder_loss = -tf.reduce_mean(objectives.wake_objective(
+                log_w, model.log_q(x, [tf.stop_gradient(h) for h in latents],
+                                   y=y)))
+        elif encoder_bound is not None:
+            encoder_loss = -tf.reduce_mean(encoder_bound(log_w))
+    if estimator == 'standard' and not own_encoder_loss:
         return mean_bound, tape.gradient(loss,
                                          decoder + model.encoder_variables)
     if estimator == 'standard':

@@ -639,6 +639,45 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
             result = run(config, os.path.join(self.get_temp_dir(), objective))
             self.assertTrue(np.isfinite(result.final_train_bound))
 
+    @parameterized.parameters(1, 2)
+    def test_rws_is_iwae_for_the_decoder(self, layers):
+        rws, iwae = (estimator_gradients(layers, 'standard', 5, 20, 2,
+                                         objective=objective)
+                     for objective in ('rws', 'iwae_elbo'))
+        self.assertAllClose(rws[0], iwae[0], rtol=1e-6, atol=1e-8)
+        # The encoders' differ: the wake phase is not L_k's gradient.
+        self.assertGreater(np.max(np.abs(rws[1] - iwae[1])), 1e-3)
+
+    def test_rws_encoder_gradient_is_the_weighted_score_of_q(self):
+        # d/d(bias) of -1/B sum_b sum_i w~_ib log N(h_ib; mu_b, sigma_b), the
+        # draws and weights held: for the mean's bias
+        # -(h - mu) / sigma^2, for log sigma's bias -((h - mu)^2/sigma^2 - 1),
+        # weighted by w~ and summed over draws, averaged over the batch.
+        model = models.IWAEModel(seed=3, **ESTIMATOR_MODEL[1])
+        x = tf.constant([[1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 1]], tf.float32)
+        seed = tf.constant([4, 2])
+        _, grads = train.bound_and_gradients(model, x, 7, seed, 'rws')
+        log_w, (h,) = model.log_weights_and_latents(x, 7, seed)
+        q = model.q_h1_given_x(x)
+        w = tf.nn.softmax(tf.cast(log_w, tf.float64), axis=0).numpy()[..., None]
+        mu, sigma = (tf.cast(t, tf.float64).numpy() for t in (q.loc, q.scale))
+        z = (tf.cast(h, tf.float64).numpy() - mu) / sigma  # [k, batch, units]
+        expected = {'mean': -np.mean(np.sum(w * z / sigma, 0), 0),
+                    'log_sigma': -np.mean(np.sum(w * (z**2 - 1), 0), 0)}
+        variables = model.decoder_variables + model.encoder_variables
+        net = model.q_nets[0]
+        for name, layer in (('mean', net.mean), ('log_sigma', net.log_sigma)):
+            index = [v is layer.bias for v in variables].index(True)
+            self.assertAllClose(grads[index], expected[name], rtol=1e-4,
+                                atol=1e-6)
+
+    def test_rws_trains_with_the_standard_estimator_only(self):
+        config = dataclasses.replace(SMALL, objective='rws', n_samples=4)
+        result = run(config, self.get_temp_dir())
+        self.assertTrue(np.isfinite(result.final_train_bound))
+        with self.assertRaisesRegex(ValueError, 'leave --estimator standard'):
+            Config(objective='rws', estimator='stl')
+
     def test_dreg_trains(self):
         config = dataclasses.replace(SMALL, estimator='dreg', n_samples=5)
         result = run(config, self.get_temp_dir())
