@@ -12,8 +12,8 @@ the encoder's of MIWAE; CIWAE(beta), a mix of the VAE's bound and L_k.
 
 For each k in --snr_samples, each objective of --snr_objectives (miwae_elbo
 and piwae_elbo at each M of --snr_groups that divides k, ciwae_elbo at each
-beta of --snr_ciwae_betas) and each estimator in --estimators (dreg with
-iwae_elbo only, as in training), at initialisation and after training (--snr_points), the
+beta of --snr_ciwae_betas) and each estimator in --estimators that
+training takes with it (dreg with iwae_elbo only, rws with standard only), at initialisation and after training (--snr_points), the
 gradient on one fixed minibatch (--batch_size training images) is drawn
 --n_draws times. The trained point is a model trained here with main.py's
 training flags (the IWAE bound), or the weights of a trained run (--run):
@@ -165,15 +165,25 @@ def gradient_moments_fn(model, x, measured, n_draws, seed):
     return moments
 
 
+def _trainable(config, **fields):
+    """config with fields replaced, or None where training refuses the
+    pairing (dreg with another bound than iwae_elbo, rws with dreg or stl,
+    M that does not divide k)."""
+    try:
+        return config.replace(**fields)
+    except ValueError:
+        return None
+
+
 def measured_configs(config, ks):
     """The gradients to measure, each as config with its objective (and M
     or beta), k and estimator: every objective of --snr_objectives at each
     k of ks, miwae_elbo and piwae_elbo at each M of --snr_groups that
     divides k, ciwae_elbo at each beta of --snr_ciwae_betas, with each
-    estimator of --estimators that training allows it (dreg is iwae_elbo's).
+    estimator of --estimators that training allows it.
 
     Raises:
-        ValueError: a grouped objective has no M that divides any k.
+        ValueError: an objective has nothing to measure.
     """
     out = []
     for objective in FLAGS.snr_objectives:
@@ -184,17 +194,15 @@ def measured_configs(config, ks):
                        for b in FLAGS.snr_ciwae_betas]
         else:
             numbers = [{}]
-        mine = [config.replace(**dict(IWAE_BOUND, objective=objective,
-                                      n_samples=k, estimator=estimator, **n))
-                for k in ks for n in numbers
-                if k % n.get('n_groups', 1) == 0
-                for estimator in FLAGS.estimators
-                if estimator != 'dreg' or objective == 'iwae_elbo']
+        mine = [_trainable(config, **dict(
+            IWAE_BOUND, objective=objective, n_samples=k, estimator=e, **n))
+                for k in ks for n in numbers for e in FLAGS.estimators]
+        mine = [m for m in mine if m is not None]
         if not mine:
             raise ValueError(
                 f'{objective} has nothing to measure: no M of --snr_groups '
-                'divides a k of --snr_samples, or --estimators holds only '
-                'dreg (the IWAE bound\'s); give M that divide k')
+                'divides a k of --snr_samples, or training takes none of '
+                '--estimators with it; give M that divide k, and standard')
         out += mine
     return out
 

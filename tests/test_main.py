@@ -247,9 +247,10 @@ class FlagfileTest(tf.test.TestCase):
                  config.n_samples, config.epochs, config.estimator),
                 (dataset, int(layers), f'{objective}_elbo', int(k), -1,
                  'dreg' if dreg else 'standard'), path)
-        # The bounds of Rainforth et al. 2018: their logdir is their name.
-        between = [p for p in paths if re.search(r'_[mpc]iwae_', p)]
-        self.assertLen(between, 6)
+        # The bounds of Rainforth et al. 2018 and reweighted wake-sleep:
+        # their logdir is their name.
+        between = [p for p in paths if re.search(r'_([mpc]iwae|rws)_', p)]
+        self.assertLen(between, 8)
         for path in between:
             main.FLAGS.unparse_flags()
             main.FLAGS(['main.py', f'--flagfile={path}'])

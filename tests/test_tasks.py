@@ -382,13 +382,14 @@ class GradientSnrTest(tf.test.TestCase):
     def test_objectives_between_the_bounds(self):
         out, records = self.run_snr(
             '--snr_samples', '4', '--snr_objectives',
-            'iwae_elbo,vae_elbo,miwae_elbo,piwae_elbo,ciwae_elbo',
+            'iwae_elbo,vae_elbo,miwae_elbo,piwae_elbo,ciwae_elbo,rws',
             '--snr_groups', '1,2,3,4', '--snr_ciwae_betas', '0,0.5',
             '--estimators', 'standard,dreg')
         got = {(r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
                 r['estimator']): r for r in records}
-        # M=3 does not divide k=4; dreg is the IWAE bound's alone.
-        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2))
+        # M=3 does not divide k=4; dreg is the IWAE bound's alone, rws
+        # takes standard only.
+        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2 + 1))
         for point in ('initialisation', 'trained'):
             def snr(objective, network, n_groups=1, beta=0.5):
                 return got[point, objective, n_groups, beta, 'standard'][
@@ -401,7 +402,10 @@ class GradientSnrTest(tf.test.TestCase):
                                  snr('vae_elbo', network))
                 self.assertEqual(snr('ciwae_elbo', network, beta=0.0),
                                  snr('iwae_elbo', network))
-            # PIWAE: the decoder's gradient of L_k, the encoder's of MIWAE.
+            # RWS and PIWAE: the decoder's gradient of L_k; PIWAE's
+            # encoder's of MIWAE.
+            self.assertAllClose(snr('rws', 'decoder'),
+                                snr('iwae_elbo', 'decoder'), rtol=1e-6)
             self.assertAllClose(snr('piwae_elbo', 'decoder', 2),
                                 snr('iwae_elbo', 'decoder'), rtol=1e-6)
             self.assertAllClose(snr('piwae_elbo', 'encoder', 2),
