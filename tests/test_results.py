@@ -30,6 +30,7 @@ FULL_SCHEDULE = os.path.join(RESULTS, 'table1_binarized_mnist')
 STUDY = os.path.join(RESULTS, 'active_units_80_epochs')
 BOUNDS = os.path.join(RESULTS, 'bound_vs_k')
 BETWEEN = os.path.join(RESULTS, 'rainforth_20_epochs')
+RWS = os.path.join(RESULTS, 'rws_20_epochs')
 
 
 def _read(path):
@@ -169,8 +170,9 @@ def test_schedule_script_stops_at_once_without_the_packages(tmp_path):
     assert sorted(os.listdir(os.path.join(RESULTS, 'in_progress'))) == before
 
 
-def rainforth_row(folder):
-    """The README's row of a 20-epoch run of Rainforth et al.'s bounds."""
+def twenty_epoch_row(folder):
+    """The README's row of a 20-epoch run of Rainforth et al.'s bounds or of
+    reweighted wake-sleep."""
     results = json.loads(_read(os.path.join(folder, 'results.json')))
     config = Config.from_dict(results['config'])
     return (f"| {objective_label(config)} | "
@@ -189,7 +191,7 @@ def test_bounds_between_table_is_its_runs_files():
             folder, 'config.json'))))
         assert (config.epochs, config.seed, config.eval_samples,
                 config.max_test_examples) == (20, 1, 5000, None)
-        assert rainforth_row(folder) in _readme(), name
+        assert twenty_epoch_row(folder) in _readme(), name
 
 
 def snr_records(name):
@@ -236,3 +238,15 @@ def test_gradient_snr_tables_are_their_records():
             assert snr_bound_row(record) in readme, record
     for name, label in SNR_WEIGHTS.items():
         assert snr_weights_row(name, label) in readme, name
+
+
+def test_rws_table_is_its_runs_files():
+    names = sorted(os.listdir(RWS))
+    assert len(names) == 3
+    for name in names:
+        folder = os.path.join(RWS, name)
+        results = json.loads(_read(os.path.join(folder, 'results.json')))
+        config = Config.from_dict(results['config'])
+        assert (config.epochs, config.seed, config.eval_samples,
+                config.max_test_examples) == (20, 1, 5000, None)
+        assert twenty_epoch_row(folder) in _readme(), name

@@ -671,6 +671,21 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(grads[index], expected[name], rtol=1e-4,
                                 atol=1e-6)
 
+    def test_rws_encoder_gradient_has_mean_zero_at_k1(self):
+        # At k=1, w~ = 1 and the wake gradient is the score of q at its own
+        # draw, whose expectation is 0; at k=5 the weights give it a mean.
+        for k, zero_mean in ((1, True), (5, False)):
+            encoder = estimator_gradients(1, 'standard', k, 400, 30,
+                                          objective='rws')[1]
+            se = encoder.std(0, ddof=1) / np.sqrt(30)
+            z = encoder.mean(0)[se > 0] / se[se > 0]
+            self.assertGreater(len(z), 40)
+            if zero_mean:  # z ~ N(0, 1) per coordinate.
+                self.assertLess(np.mean(z**2), 2.0)
+                self.assertLess(np.max(np.abs(z)), 5.0)
+            else:
+                self.assertGreater(np.max(np.abs(z)), 5.0)
+
     def test_rws_trains_with_the_standard_estimator_only(self):
         config = dataclasses.replace(SMALL, objective='rws', n_samples=4)
         result = run(config, self.get_temp_dir())
