@@ -12,11 +12,13 @@ the encoder's of MIWAE; CIWAE(beta), a mix of the VAE's bound and L_k.
 
 For each k in --snr_samples, each objective of --snr_objectives (miwae_elbo
 and piwae_elbo at each M of --snr_groups that divides k, ciwae_elbo at each
-beta of --snr_ciwae_betas) and each estimator in --estimators that
-training takes with it (dreg with iwae_elbo only, rws with standard only), at initialisation and after training (--snr_points), the
-gradient on one fixed minibatch (--batch_size training images) is drawn
---n_draws times. The trained point is a model trained here with main.py's
-training flags (the IWAE bound), or the weights of a trained run (--run):
+beta of --snr_ciwae_betas; rws, reweighted wake-sleep, too) and each
+estimator in --estimators that training takes with it (dreg with
+iwae_elbo only, rws with standard only), at initialisation and after
+training (--snr_points), the gradient on one fixed minibatch (--batch_size
+training images) is drawn --n_draws times. The trained point is a model
+trained here with main.py's training flags (the IWAE bound), or the
+weights of a trained run (--run):
 
   python tasks/gradient_snr.py --data_dir ../shared/data --epochs 10 \
       --out_dir results/gradient_snr
