@@ -183,8 +183,11 @@ def snr_against(records, x, line, path):
                 mine = sorted((r for r in records if r['point'] == point and
                                line(r) == name), key=lambda r: r[x])
                 if mine:
+                    # Later lines thinner, with other markers: lines that
+                    # coincide (PIWAE's encoder is MIWAE's) both show.
                     ax.plot([r[x] for r in mine], [r[key] for r in mine],
-                            style, marker='o', ms=4,
+                            style, marker='osD^v'[j % 5], ms=5 - 0.5 * (j % 3),
+                            lw=max(2.5 - 0.6 * j, 0.8),
                             color=COLORS[j % len(COLORS)],
                             label=f'{name}, {point}')
         if x == 'n_samples':

@@ -250,3 +250,20 @@ def test_rws_table_is_its_runs_files():
         assert (config.epochs, config.seed, config.eval_samples,
                 config.max_test_examples) == (20, 1, 5000, None)
         assert twenty_epoch_row(folder) in _readme(), name
+
+
+def rws_snr_rows():
+    """The README's rows of the encoder SNR (per entry) against k: IWAE's
+    with the standard estimator and DReG, and RWS's wake gradient."""
+    records = sweep.read_records(os.path.join(RESULTS, 'gradient_snr_rws',
+                                              'snr.jsonl'))
+    snr = {(r['objective'], r['estimator'], r['n_samples']):
+           r['encoder_snr_mean'] for r in records}
+    return [f"| {k} | {snr['iwae_elbo', 'standard', k]:.3f} | "
+            f"{snr['iwae_elbo', 'dreg', k]:.3f} | "
+            f"{snr['rws', 'standard', k]:.3f} |" for k in (1, 5, 50, 500)]
+
+
+def test_rws_snr_table_is_its_records():
+    for row in rws_snr_rows():
+        assert row in _readme(), row
