@@ -187,9 +187,10 @@ class Config:
         if self.epochs == 0:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              'schedule; got 0')
-        if self.estimator == 'dreg' and self.objective != 'iwae_elbo':
+        if self.estimator == 'dreg' and self.objective not in (
+                'iwae_elbo', 'rws'):
             raise ValueError('estimator dreg is the doubly reparameterized '
-                             'gradient of iwae_elbo; use --objective '
+                             'gradient of iwae_elbo and rws; use --objective '
                              'iwae_elbo (stl works with vae_elbo)')
         self._check_objective()
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
@@ -209,10 +210,10 @@ class Config:
             raise ValueError(f'--n_groups is M of '
                              f'{" and ".join(choices.GROUPED_OBJECTIVES)}; '
                              f'leave it at 1 with --objective {self.objective}')
-        if self.objective == 'rws' and self.estimator != 'standard':
+        if self.objective == 'rws' and self.estimator == 'stl':
             raise ValueError('rws trains the encoder on the wake phase\'s '
-                             'weighted log q, whose gradient has no pathwise '
-                             'form here; leave --estimator standard')
+                             'weighted log q, not on a bound: use --estimator '
+                             'standard or dreg (its pathwise form)')
         if not 0 <= self.ciwae_beta <= 1:
             raise ValueError(f'--ciwae_beta must lie in [0, 1], got '
                              f'{self.ciwae_beta}')

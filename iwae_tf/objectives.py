@@ -120,7 +120,7 @@ def normalized_weights(log_w):
     return tf.nn.softmax(log_w, axis=0)
 
 
-def path_gradient_scale(log_w, estimator):
+def path_gradient_scale(log_w, estimator, wake=False):
     """The factor on each sample's pathwise encoder gradient.
 
     Both estimators drop the score term of the encoder gradient (the
@@ -136,13 +136,25 @@ def path_gradient_scale(log_w, estimator):
     w_tilde_i once more. DReG is unbiased for the IWAE bound; at k = 1,
     w_tilde = 1 and the two are the same estimator, to the bit.
 
+    With wake (reweighted wake-sleep's encoder, wake_objective), dreg is
+    Tucker et al.'s pathwise form of the wake gradient,
+    sum_i (w_tilde_i - w_tilde_i^2) dlog w_i/dh_i dh_i/dphi: L_k's gradient
+    with respect to h_i scaled by 1 - w_tilde_i (0 at k = 1, where the wake
+    gradient's mean is 0).
+
     Args:
         log_w: float Tensor [n_samples, batch].
         estimator: 'stl' or 'dreg'.
+        wake: bool, the factor of the wake gradient (dreg only).
 
     Returns:
         float Tensor [n_samples, batch], with no gradient.
     """
+    if wake:
+        if estimator != 'dreg':
+            raise ValueError('the wake gradient has a pathwise form with '
+                             f'dreg only, not {estimator!r}')
+        return tf.stop_gradient(1 - normalized_weights(log_w))
     if estimator == 'stl' or (estimator == 'dreg' and log_w.shape[0] == 1):
         # w_tilde = 1 at k = 1: the same graph as stl, so the same bits.
         return tf.ones_like(log_w)

@@ -130,7 +130,10 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     """
     bound = objectives.get_objective(objective, n_groups, ciwae_beta)
     encoder_bound = objectives.encoder_objective(objective, n_groups)
-    own_encoder_loss = encoder_bound is not None or objective == 'rws'
+    # RWS's wake gradient as such with the standard estimator; with dreg,
+    # its pathwise form from L_k's gradient at the draws.
+    wake_score = objective == 'rws' and estimator == 'standard'
+    own_encoder_loss = encoder_bound is not None or wake_score
     decoder = model.decoder_variables
     with tf.GradientTape(persistent=estimator != 'standard'
                          or own_encoder_loss) as tape:
@@ -138,7 +141,7 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
                                                        y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
-        if objective == 'rws':  # q's density at the draws, held fixed.
+        if wake_score:  # q's density at the draws, held fixed.
             encoder_loss = -tf.reduce_mean(objectives.wake_objective(
                 log_w, model.log_q(x, [tf.stop_gradient(h) for h in latents],
                                    y=y)))
@@ -156,7 +159,8 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
         decoder_grads = tape.gradient(loss, decoder)
         latent_grads = tape.gradient(encoder_loss, latents)
     # One factor per draw, the same for every unit: [k, batch, 1].
-    scale = objectives.path_gradient_scale(log_w, estimator)[..., None]
+    scale = objectives.path_gradient_scale(
+        log_w, estimator, wake=objective == 'rws')[..., None]
     encoder_grads = []
     for net, h, h_grad in zip(model.q_nets, latents, latent_grads):
         encoder_grads += tape.gradient(h, net.trainable_variables,
