@@ -227,14 +227,18 @@ def line_of(record, x):
 
 def snr_summary(moments, n_draws):
     """Per network: the mean and median over entries of |mean| / std
-    (entries whose gradient never varies, std 0, are left out), and the SNR
-    of the whole gradient vector, ||E g|| / sqrt(E ||g - E g||^2), with
-    ||E g||^2 estimated without the bias of the noise (sum std^2 / n_draws).
+    (entries whose gradient never varies, std 0, are left out; 0 where no
+    entry varies and every mean is 0, as RWS's DReG gradient at k=1), and
+    the SNR of the whole gradient vector, ||E g|| / sqrt(E ||g - E g||^2),
+    with ||E g||^2 estimated without the bias of the noise (sum std^2 /
+    n_draws).
     """
     out = {}
     for g in ('encoder', 'decoder'):
         mean, std = moments[f'mean_{g}'], moments[f'std_{g}']
         snr = np.abs(mean[std > 0]) / std[std > 0]
+        if not snr.size:  # No entry varies: 0 if none has a mean either.
+            snr = np.array([0.0 if not np.any(mean) else np.inf])
         out[f'{g}_snr_mean'] = float(np.mean(snr))
         out[f'{g}_snr_median'] = float(np.median(snr))
         noise = float(np.sum(std**2))

@@ -254,14 +254,16 @@ def test_rws_table_is_its_runs_files():
 
 def rws_snr_rows():
     """The README's rows of the encoder SNR (per entry) against k: IWAE's
-    with the standard estimator and DReG, and RWS's wake gradient."""
+    with the standard estimator and DReG, and RWS's wake gradient, as such
+    and in DReG's pathwise form."""
     records = sweep.read_records(os.path.join(RESULTS, 'gradient_snr_rws',
                                               'snr.jsonl'))
     snr = {(r['objective'], r['estimator'], r['n_samples']):
            r['encoder_snr_mean'] for r in records}
     return [f"| {k} | {snr['iwae_elbo', 'standard', k]:.3f} | "
             f"{snr['iwae_elbo', 'dreg', k]:.3f} | "
-            f"{snr['rws', 'standard', k]:.3f} |" for k in (1, 5, 50, 500)]
+            f"{snr['rws', 'standard', k]:.3f} | "
+            f"{snr['rws', 'dreg', k]:.3f} |" for k in (1, 5, 50, 500)]
 
 
 def test_rws_snr_table_is_its_records():

@@ -437,6 +437,13 @@ class GradientSnrTest(tf.test.TestCase):
         # ||mean||^2 = 30 less the noise's share 2 / 4; total variance 2.
         self.assertAllClose(summary['encoder_snr_vector'], (29.5 / 2)**0.5)
         self.assertAllClose(summary['decoder_snr_vector'], (8 / 4)**0.5)
+        # A gradient that never varies and is 0 (RWS's DReG gradient at k=1).
+        zero = gradient_snr.snr_summary(dict(
+            mean_encoder=np.zeros(3), std_encoder=np.zeros(3),
+            mean_decoder=np.array([3.0]), std_decoder=np.array([2.0])),
+            n_draws=4)
+        self.assertEqual((zero['encoder_snr_mean'], zero['encoder_snr_vector']),
+                         (0.0, 0.0))
 
 
 
