@@ -387,9 +387,8 @@ class GradientSnrTest(tf.test.TestCase):
             '--estimators', 'standard,dreg')
         got = {(r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
                 r['estimator']): r for r in records}
-        # M=3 does not divide k=4; dreg is the IWAE bound's alone, rws
-        # takes standard only.
-        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2 + 1))
+        # M=3 does not divide k=4; dreg is for the IWAE bound and rws alone.
+        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2 + 2))
         for point in ('initialisation', 'trained'):
             def snr(objective, network, n_groups=1, beta=0.5):
                 return got[point, objective, n_groups, beta, 'standard'][
