@@ -309,18 +309,18 @@ def run_task():
             record = dict(point=point, objective=m.objective,
                           n_groups=m.n_groups, ciwae_beta=m.ciwae_beta,
                           n_samples=m.n_samples, estimator=m.estimator)
-            if key_of(record) in done:
+            key = key_of(record)
+            if key in done:
                 continue
             t0 = time.time()
-            if key_of(record)[1:] not in moments:
-                moments[key_of(record)[1:]] = gradient_moments_fn(
+            if key[1:] not in moments:
+                moments[key[1:]] = gradient_moments_fn(
                     model, x, m, FLAGS.n_draws, config.seed)
             record.update(n_draws=FLAGS.n_draws,
                           settings=common.settings(config),
-                          **snr_summary(moments[key_of(record)[1:]](),
-                                        FLAGS.n_draws))
+                          **snr_summary(moments[key[1:]](), FLAGS.n_draws))
             sweep.append_record(path, record)
-            done[key_of(record)] = record
+            done[key] = record
             print(f'{point} {line_of(record, None)}: SNR per entry / of the '
                   f'vector: encoder {record["encoder_snr_mean"]:.3f} / '
                   f'{record["encoder_snr_vector"]:.3f}, decoder '

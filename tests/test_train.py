@@ -411,6 +411,14 @@ def estimator_gradients(layers, estimator, n_samples, draws, calls, seed=0,
     return arrays
 
 
+def mean_difference_z(a, b):
+    """z-scores of the difference between two estimators' means, over the
+    coordinates whose draws vary (a, b: [calls, n] from estimator_gradients).
+    """
+    se = np.sqrt((a.var(0) + b.var(0)) / len(a))
+    return (a.mean(0) - b.mean(0))[se > 0] / se[se > 0]
+
+
 class FusedBlockTest(tf.test.TestCase):
 
     def test_its_loop_copies_no_weights(self):
@@ -581,9 +589,8 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         # Each call averages 400 draws; 30 calls give means and their spread.
         standard = estimator_gradients(layers, 'standard', 5, 400, 30)[1]
         dreg = estimator_gradients(layers, 'dreg', 5, 400, 30)[1]
-        se = np.sqrt((standard.var(0) + dreg.var(0)) / 30)
-        self.assertGreater(np.sum(se > 0), 40)
-        z = (standard.mean(0) - dreg.mean(0))[se > 0] / se[se > 0]
+        z = mean_difference_z(standard, dreg)
+        self.assertGreater(len(z), 40)
         # z ~ N(0, 1) per coordinate when both estimate the same gradient.
         self.assertLess(np.mean(z**2), 2.0)
         self.assertLess(np.max(np.abs(z)), 5.0)
@@ -595,8 +602,7 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         # for L_k, so this checks the test can fail.
         standard = estimator_gradients(layers, 'standard', 5, 400, 30)[1]
         stl = estimator_gradients(layers, 'stl', 5, 400, 30)[1]
-        se = np.sqrt((standard.var(0) + stl.var(0)) / 30)
-        z = (standard.mean(0) - stl.mean(0))[se > 0] / se[se > 0]
+        z = mean_difference_z(standard, stl)
         self.assertGreater(np.max(np.abs(z)), 5.0)
 
     @parameterized.parameters(1, 2)
@@ -695,14 +701,13 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         dreg = estimator_gradients(layers, 'dreg', 5, 400, 30,
                                    objective='rws')[1]
         iwae = estimator_gradients(layers, 'dreg', 5, 400, 30)[1]
-        se = np.sqrt((standard.var(0) + dreg.var(0)) / 30)
-        self.assertGreater(np.sum(se > 0), 40)
-        z = (standard.mean(0) - dreg.mean(0))[se > 0] / se[se > 0]
+        z = mean_difference_z(standard, dreg)
+        self.assertGreater(len(z), 40)
         # Its coordinates share draws, so the mean of z^2 spreads more than
         # chi^2's; the IWAE's DReG gradient (another mean) gives hundreds.
         self.assertLess(np.mean(z**2), 6.0)
         self.assertLess(np.max(np.abs(z)), 5.0)
-        control = (standard.mean(0) - iwae.mean(0))[se > 0] / se[se > 0]
+        control = mean_difference_z(standard, iwae)
         self.assertGreater(np.max(np.abs(control)), 10.0)
         self.assertLess(dreg.var(0).sum(), 0.5 * standard.var(0).sum())
         # At k=1 the wake gradient's mean is 0, and its pathwise form is 0.
