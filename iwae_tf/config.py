@@ -78,8 +78,9 @@ class Config:
         identity=True)
     estimator: str = _field(
         'standard', 'Encoder gradient: standard, dreg (doubly '
-        'reparameterized, Tucker et al. 2018; iwae_elbo) or stl (sticking '
-        'the landing, Roeder et al. 2017).', identity=True,
+        'reparameterized, Tucker et al. 2018; iwae_elbo, miwae_elbo, '
+        'piwae_elbo, rws) or stl (sticking the landing, Roeder et al. '
+        '2017).', identity=True,
         choices=choices.ESTIMATORS)
     conditional: bool = _field(
         False, 'Model p(x|y): the one-hot label is an input of the encoder '
@@ -188,10 +189,12 @@ class Config:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              'schedule; got 0')
         if self.estimator == 'dreg' and self.objective not in (
-                'iwae_elbo', 'rws'):
+                'iwae_elbo', 'miwae_elbo', 'piwae_elbo', 'rws'):
             raise ValueError('estimator dreg is the doubly reparameterized '
-                             'gradient of iwae_elbo and rws; use --objective '
-                             'iwae_elbo (stl works with vae_elbo)')
+                             'gradient of the IWAE bound (per group for '
+                             'MIWAE/PIWAE) and of RWS; use --objective '
+                             'iwae_elbo, miwae_elbo, piwae_elbo or rws (stl '
+                             f'works with {self.objective})')
         self._check_objective()
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')

@@ -106,21 +106,28 @@ def ciwae_elbo(log_w, beta):
     return beta * vae_elbo(log_w) + (1 - beta) * iwae_elbo(log_w)
 
 
-def normalized_weights(log_w):
-    """The normalized importance weights w_tilde_i = w_i / sum_j w_j.
+def normalized_weights(log_w, n_groups=1):
+    """The normalized importance weights w_tilde_i = w_i / sum_j w_j, the
+    sum over the draw's group of miwae_elbo (all k draws when n_groups = 1).
 
-    The IWAE gradient is sum_i w_tilde_i grad log w_i (paper, section 3).
+    The IWAE gradient is sum_i w_tilde_i grad log w_i (paper, section 3);
+    MIWAE's is 1/M sum_m sum_j w_tilde_{m,j} grad log w_{m,j}, each group's
+    own weights.
 
     Args:
         log_w: float Tensor [n_samples, batch].
+        n_groups: int M, a divisor of n_samples.
 
     Returns:
-        float Tensor [n_samples, batch]; each column sums to 1.
+        float Tensor [n_samples, batch]; each group of each column sums to 1.
     """
-    return tf.nn.softmax(log_w, axis=0)
+    if n_groups == 1:
+        return tf.nn.softmax(log_w, axis=0)
+    groups = tf.reshape(log_w, [n_groups, -1, log_w.shape[1]])
+    return tf.reshape(tf.nn.softmax(groups, axis=1), tf.shape(log_w))
 
 
-def path_gradient_scale(log_w, estimator, wake=False):
+def path_gradient_scale(log_w, estimator, wake=False, n_groups=1):
     """The factor on each sample's pathwise encoder gradient.
 
     Both estimators drop the score term of the encoder gradient (the
@@ -136,6 +143,11 @@ def path_gradient_scale(log_w, estimator, wake=False):
     w_tilde_i once more. DReG is unbiased for the IWAE bound; at k = 1,
     w_tilde = 1 and the two are the same estimator, to the bit.
 
+    With n_groups M > 1 (the encoder trained on miwae_elbo, as MIWAE and
+    PIWAE do), dreg is the same estimator for each group's L_K, averaged:
+    w_tilde_i is the draw's weight within its group, and at K = 1 (M = k,
+    the VAE bound) the factor is 1, stl's.
+
     With wake (reweighted wake-sleep's encoder, wake_objective), dreg is
     Tucker et al.'s pathwise form of the wake gradient,
     sum_i (w_tilde_i - w_tilde_i^2) dlog w_i/dh_i dh_i/dphi: L_k's gradient
@@ -146,6 +158,7 @@ def path_gradient_scale(log_w, estimator, wake=False):
         log_w: float Tensor [n_samples, batch].
         estimator: 'stl' or 'dreg'.
         wake: bool, the factor of the wake gradient (dreg only).
+        n_groups: int M of the encoder's miwae_elbo; 1 for the others.
 
     Returns:
         float Tensor [n_samples, batch], with no gradient.
@@ -155,11 +168,12 @@ def path_gradient_scale(log_w, estimator, wake=False):
             raise ValueError('the wake gradient has a pathwise form with '
                              f'dreg only, not {estimator!r}')
         return tf.stop_gradient(1 - normalized_weights(log_w))
-    if estimator == 'stl' or (estimator == 'dreg' and log_w.shape[0] == 1):
-        # w_tilde = 1 at k = 1: the same graph as stl, so the same bits.
+    if estimator == 'stl' or (estimator == 'dreg' and
+                              log_w.shape[0] == n_groups):
+        # w_tilde = 1 at K = 1: the same graph as stl, so the same bits.
         return tf.ones_like(log_w)
     if estimator == 'dreg':
-        return tf.stop_gradient(normalized_weights(log_w))
+        return tf.stop_gradient(normalized_weights(log_w, n_groups))
     raise ValueError(f'no path gradient scale for estimator {estimator!r}')
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from iwae_tf import checkpoints
+from iwae_tf import choices
 from iwae_tf import data
 from iwae_tf import evaluate
 from iwae_tf import models
@@ -160,7 +161,9 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
         latent_grads = tape.gradient(encoder_loss, latents)
     # One factor per draw, the same for every unit: [k, batch, 1].
     scale = objectives.path_gradient_scale(
-        log_w, estimator, wake=objective == 'rws')[..., None]
+        log_w, estimator, wake=objective == 'rws',
+        n_groups=n_groups if objective in choices.GROUPED_OBJECTIVES
+        else 1)[..., None]
     encoder_grads = []
     for net, h, h_grad in zip(model.q_nets, latents, latent_grads):
         encoder_grads += tape.gradient(h, net.trainable_variables,

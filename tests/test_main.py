@@ -288,7 +288,7 @@ class FlagfileTest(tf.test.TestCase):
                 (dict(objective='ciwae_elbo', ciwae_beta=1.5), r'\[0, 1\]'),
                 (dict(objective='vae_elbo', ciwae_beta=0.1),
                  'leave it at 0.5'),
-                (dict(objective='miwae_elbo', estimator='dreg'),
+                (dict(objective='ciwae_elbo', estimator='dreg'),
                  'use --objective iwae_elbo')):
             with self.assertRaisesRegex(ValueError, message):
                 Config(n_samples=10, **values)

@@ -103,6 +103,21 @@ class NormalizedWeightsTest(tf.test.TestCase):
         self.assertAllClose(tape.gradient(value, log_w),
                             objectives.normalized_weights(log_w))
 
+    def test_grouped_ones_are_miwae_gradient_times_m(self):
+        # d MIWAE(M, K) / d log w_{m,j} = w_tilde_{m,j} / M, the weight within
+        # draw j's group m (draws mK .. mK + K - 1).
+        log_w = tf.Variable(np.random.default_rng(9).normal(size=(12, 3)) * 5)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(objectives.miwae_elbo(log_w, 3))
+        w_tilde = objectives.normalized_weights(log_w, 3)
+        self.assertAllClose(tape.gradient(value, log_w) * 3, w_tilde)
+        groups = np.exp(log_w.numpy()).reshape(3, 4, 3)
+        self.assertAllClose(w_tilde, (groups / groups.sum(1, keepdims=True))
+                            .reshape(12, 3))
+        # Not the weights over all 12 draws: the test can fail.
+        self.assertGreater(np.max(np.abs(
+            w_tilde - objectives.normalized_weights(log_w))), 0.1)
+
 
 class MiwaeElboTest(tf.test.TestCase, parameterized.TestCase):
 

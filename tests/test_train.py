@@ -624,7 +624,7 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
             Config(objective='vae_elbo', estimator='dreg')
 
     @parameterized.parameters(('standard', 1), ('standard', 2),
-                              ('stl', 1))
+                              ('stl', 1), ('dreg', 1), ('dreg', 2))
     def test_piwae_is_iwae_for_the_decoder_and_miwae_for_the_encoder(
             self, estimator, layers):
         # Rainforth et al. 2018: PIWAE(M, K) climbs L_{MK} in the decoder's
@@ -640,10 +640,43 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_piwae_and_miwae_train(self):
         for objective in ('piwae_elbo', 'miwae_elbo'):
-            config = dataclasses.replace(SMALL, objective=objective,
-                                         n_samples=4, n_groups=2)
-            result = run(config, os.path.join(self.get_temp_dir(), objective))
-            self.assertTrue(np.isfinite(result.final_train_bound))
+            for estimator in ('standard', 'dreg'):
+                config = dataclasses.replace(
+                    SMALL, objective=objective, n_samples=4, n_groups=2,
+                    estimator=estimator)
+                result = run(config, os.path.join(
+                    self.get_temp_dir(), objective + estimator))
+                self.assertTrue(np.isfinite(result.final_train_bound))
+
+    @parameterized.parameters(1, 2)
+    def test_grouped_dreg_is_unbiased_with_lower_variance(self, layers):
+        # MIWAE(2, 3): DReG for each group's L_3, averaged, against the
+        # standard gradient of the same bound.
+        standard, dreg = (estimator_gradients(
+            layers, estimator, 6, 400, 30, objective='miwae_elbo',
+            n_groups=2)[1] for estimator in ('standard', 'dreg'))
+        z = mean_difference_z(standard, dreg)
+        self.assertGreater(len(z), 40)
+        self.assertLess(np.mean(z**2), 2.0)
+        self.assertLess(np.max(np.abs(z)), 5.0)
+        self.assertLess(dreg.var(0).sum(), 0.9 * standard.var(0).sum())
+        # L_6's DReG gradient (weights over all six draws) is another mean.
+        iwae = estimator_gradients(layers, 'dreg', 6, 400, 30)[1]
+        self.assertGreater(np.max(np.abs(mean_difference_z(standard, iwae))),
+                           5.0)
+
+    @parameterized.parameters(1, 2)
+    def test_grouped_dreg_ends_are_iwae_dreg_and_stl(self, layers):
+        # One group: L_k's DReG; groups of one draw: the VAE bound's STL.
+        for n_groups, objective, estimator in ((1, 'iwae_elbo', 'dreg'),
+                                               (6, 'vae_elbo', 'stl')):
+            grouped = estimator_gradients(layers, 'dreg', 6, 20, 2,
+                                          objective='miwae_elbo',
+                                          n_groups=n_groups)
+            other = estimator_gradients(layers, estimator, 6, 20, 2,
+                                        objective=objective)
+            self.assertAllEqual(grouped[1], other[1])
+            self.assertAllEqual(grouped[0], other[0])
 
     @parameterized.parameters(1, 2)
     def test_rws_is_iwae_for_the_decoder(self, layers):
