@@ -36,7 +36,10 @@ PRIORS = ('standard', 'conditional')
 # the bounds of Rainforth et al. 2018 between them, and reweighted
 # wake-sleep.
 OBJECTIVES = ('vae_elbo', 'iwae_elbo', 'miwae_elbo', 'ciwae_elbo',
-              'piwae_elbo', 'rws')
+              'piwae_elbo', 'rws', 'rws_sleep', 'rws_wake_sleep')
+# Reweighted wake-sleep, its encoder trained in the wake phase, the sleep
+# phase or both (the decoder on L_k in all three).
+RWS_OBJECTIVES = ('rws', 'rws_sleep', 'rws_wake_sleep')
 # Those that split the k draws into --n_groups groups.
 GROUPED_OBJECTIVES = ('miwae_elbo', 'piwae_elbo')
 # How the encoder gradient is estimated; the decoder's is the same for all.

@@ -60,7 +60,9 @@ class Config:
         'groups\' L_K), ciwae_elbo (--ciwae_beta vae_elbo + (1 - beta) '
         'iwae_elbo) or piwae_elbo (decoder on L_k, encoder on miwae_elbo); '
         'rws, reweighted wake-sleep (decoder on L_k, encoder on the wake '
-        'phase\'s weighted log q).',
+        'phase\'s weighted log q), rws_sleep (encoder on the sleep phase: '
+        'log q of the model\'s own draws) or rws_wake_sleep (the mean of '
+        'the two phases).',
         identity=True, choices=choices.OBJECTIVES)
     n_samples: int = _field(5, 'k, importance samples per example.',
                             identity=True, lower_bound=1)
@@ -189,7 +191,8 @@ class Config:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              'schedule; got 0')
         if self.estimator == 'dreg' and self.objective not in (
-                'iwae_elbo', 'miwae_elbo', 'piwae_elbo', 'rws'):
+                'iwae_elbo', 'miwae_elbo', 'piwae_elbo',
+                *choices.RWS_OBJECTIVES):
             raise ValueError('estimator dreg is the doubly reparameterized '
                              'gradient of the IWAE bound (per group for '
                              'MIWAE/PIWAE) and of RWS; use --objective '
@@ -213,10 +216,14 @@ class Config:
             raise ValueError(f'--n_groups is M of '
                              f'{" and ".join(choices.GROUPED_OBJECTIVES)}; '
                              f'leave it at 1 with --objective {self.objective}')
-        if self.objective == 'rws' and self.estimator == 'stl':
-            raise ValueError('rws trains the encoder on the wake phase\'s '
-                             'weighted log q, not on a bound: use --estimator '
-                             'standard or dreg (its pathwise form)')
+        if self.objective in choices.RWS_OBJECTIVES:
+            if self.estimator == 'stl' or (self.estimator == 'dreg' and
+                                           self.objective != 'rws'):
+                raise ValueError(
+                    f'{self.objective} trains the encoder on a phase of '
+                    'wake-sleep, not on a bound: use --estimator standard '
+                    '(dreg is the wake phase\'s pathwise form, with '
+                    '--objective rws)')
         if not 0 <= self.ciwae_beta <= 1:
             raise ValueError(f'--ciwae_beta must lie in [0, 1], got '
                              f'{self.ciwae_beta}')

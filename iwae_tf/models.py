@@ -686,6 +686,31 @@ class IWAEModel(keras.Model):
             h = _draw(self.p_given_above(l, h, y), fold_seed(seed, l))
         return self.p_given_above(0, h, y).mean()
 
+    def sample_joint(self, n, seed, y=None):
+        """n draws (x, h) of the generative model p(h) p(x|h): the top layer
+        from its prior, each layer below from p(h_l|h_{l+1}), then the 0/1
+        pixels from p(x|h1) (reweighted wake-sleep's sleep phase). Layer l
+        draws with the seed fold_seed(seed, l), the pixels with
+        fold_seed(seed, stochastic_layers).
+
+        Args:
+            n: int, how many.
+            seed: int Tensor [2].
+            y: one-hot labels [n, n_classes] of a conditional model.
+
+        Returns:
+            (x float Tensor [n, n_pixels] of 0/1, latents: list of float
+            Tensors [n, units], bottom first).
+        """
+        top = self.stochastic_layers - 1
+        latents = [self.sample_top(n, fold_seed(seed, top), y)]
+        for l in range(top, 0, -1):
+            latents.insert(0, _draw(self.p_given_above(l, latents[0], y),
+                                    fold_seed(seed, l - 1)))
+        means = self.p_given_above(0, latents[0], y).mean()
+        x = uniform_draws(tf.shape(means), fold_seed(seed, top + 1)) < means
+        return tf.cast(x, tf.float32), latents
+
     def sample_pixel_means(self, n, seed, y=None):
         """Bernoulli means of p(x|h1) for h drawn from the generative model.
 

@@ -204,11 +204,13 @@ def wake_objective(log_w, log_q_held):
 # choices.OBJECTIVES names them (a test checks the two agree). Each is the
 # bound a run reports and its decoder climbs; piwae_elbo (PIWAE, Rainforth et
 # al. 2018) trains the encoder on MIWAE (encoder_objective), rws (reweighted
-# wake-sleep) on wake_objective (train.bound_and_gradients), both with the
-# decoder on L_k.
+# wake-sleep) on wake_objective, rws_sleep on q's log-density of the
+# generative model's own draws (the sleep phase), rws_wake_sleep on the mean
+# of the two (train.bound_and_gradients), all with the decoder on L_k.
 OBJECTIVES = {'vae_elbo': vae_elbo, 'iwae_elbo': iwae_elbo,
               'miwae_elbo': miwae_elbo, 'ciwae_elbo': ciwae_elbo,
-              'piwae_elbo': iwae_elbo, 'rws': iwae_elbo}
+              'piwae_elbo': iwae_elbo, 'rws': iwae_elbo,
+              'rws_sleep': iwae_elbo, 'rws_wake_sleep': iwae_elbo}
 
 
 def get_objective(name, n_groups=1, ciwae_beta=0.5):

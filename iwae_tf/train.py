@@ -109,7 +109,12 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     backward pass through the decoder). rws: the decoder's that of L_k, the
     encoder's that of objectives.wake_objective on the same draws (q's
     log-density at the draws held fixed: one more pass through the encoder
-    nets, none back through the decoder).
+    nets, none back through the decoder). rws_sleep: the encoder's that of
+    the sleep phase, the mean log q(h|x) of a batch of (x, h) drawn from
+    the generative model (model.sample_joint, with the seed
+    fold_seed(seed, stochastic_layers), held fixed: the sleep phase of
+    wake-sleep, Hinton et al. 1995); rws_wake_sleep: the mean of the wake's
+    and the sleep's.
 
     Args:
         model: IWAEModel.
@@ -133,8 +138,14 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     encoder_bound = objectives.encoder_objective(objective, n_groups)
     # RWS's wake gradient as such with the standard estimator; with dreg,
     # its pathwise form from L_k's gradient at the draws.
-    wake_score = objective == 'rws' and estimator == 'standard'
-    own_encoder_loss = encoder_bound is not None or wake_score
+    wake_score = (objective in ('rws', 'rws_wake_sleep') and
+                  estimator == 'standard')
+    sleep = objective in ('rws_sleep', 'rws_wake_sleep')
+    own_encoder_loss = encoder_bound is not None or wake_score or sleep
+    if sleep:  # The generative model's dreams, one per image, made outside
+        # the tape: held fixed.
+        dream_x, dream_latents = model.sample_joint(
+            x.shape[0], models.fold_seed(seed, model.stochastic_layers), y)
     decoder = model.decoder_variables
     with tf.GradientTape(persistent=estimator != 'standard'
                          or own_encoder_loss) as tape:
@@ -142,12 +153,19 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
                                                        y=y)
         mean_bound = tf.reduce_mean(bound(log_w))
         loss = -mean_bound
+        encoder_losses = []
         if wake_score:  # q's density at the draws, held fixed.
-            encoder_loss = -tf.reduce_mean(objectives.wake_objective(
+            encoder_losses.append(-tf.reduce_mean(objectives.wake_objective(
                 log_w, model.log_q(x, [tf.stop_gradient(h) for h in latents],
-                                   y=y)))
-        elif encoder_bound is not None:
-            encoder_loss = -tf.reduce_mean(encoder_bound(log_w))
+                                   y=y))))
+        if sleep:  # q's density at the dreams.
+            encoder_losses.append(-tf.reduce_mean(model.log_q(
+                dream_x, dream_latents, y=y)))
+        if encoder_bound is not None:
+            encoder_losses.append(-tf.reduce_mean(encoder_bound(log_w)))
+        if encoder_losses:
+            encoder_loss = (encoder_losses[0] if len(encoder_losses) == 1
+                            else tf.add_n(encoder_losses) / 2)
     if estimator == 'standard' and not own_encoder_loss:
         return mean_bound, tape.gradient(loss,
                                          decoder + model.encoder_variables)

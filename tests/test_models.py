@@ -75,6 +75,38 @@ class BruteForceTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(pooled, log_p_x, atol=0.01, rtol=0)
 
 
+    @parameterized.parameters(1, 2)
+    def test_sample_joint_draws_x_from_p_x(self, layers):
+        # The sleep phase's dreams: the frequency of each of the 32 images
+        # against p(x) by quadrature, a chi-square test with 31 degrees of
+        # freedom (mean 31, sd 7.9). The output biases make p(x) other than
+        # p(1 - x).
+        model = models.IWAEModel(seed=5, output_bias=np.array(
+            [1.0, -0.5, 0.3, 0.0, -1.2], np.float32), **TINY[layers])
+        n = 200_000
+        x, latents = model.sample_joint(n, tf.constant([7, 1]))
+        self.assertEqual([h.shape for h in latents],
+                         [(n, u) for u in model.latent_units])
+        codes = x.numpy() @ 2 ** np.arange(5)
+        self.assertAllEqual(x.numpy() * (1 - x.numpy()), np.zeros((n, 5)))
+        images = (np.arange(32)[:, None] >> np.arange(5)) & 1
+        # p(h1|h2) reaches past 7: a wider grid.
+        p_x = np.exp(grid_log_p_x(model, images.astype(np.float32),
+                                  half_width=20.0, points=601))
+        self.assertAllClose(p_x.sum(), 1.0, atol=1e-4)
+        counts = np.bincount(codes.astype(int), minlength=32)
+        chi2 = np.sum((counts - n * p_x)**2 / (n * p_x))
+        self.assertLess(chi2, 80.0)
+        # The same dreams with the pixels flipped are far from p(x): the
+        # test can fail.
+        flipped = np.bincount(31 - codes.astype(int), minlength=32)
+        self.assertGreater(np.sum((flipped - n * p_x)**2 / (n * p_x)), 1e3)
+        # The top layer comes from its prior, N(0, I).
+        top = latents[-1].numpy()
+        self.assertAllClose(top.mean(0), np.zeros(top.shape[1]), atol=0.02)
+        self.assertAllClose(top.std(0), np.ones(top.shape[1]), atol=0.02)
+
+
 class LogWeightsTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(1, 2)

@@ -710,6 +710,45 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(grads[index], expected[name], rtol=1e-4,
                                 atol=1e-6)
 
+    def test_rws_sleep_gradient_is_the_score_of_q_at_the_dreams(self):
+        # The sleep phase: d/d(bias) of -1/B sum_b log N(h_b; mu(x_b),
+        # sigma(x_b)) at (x_b, h_b) drawn from p(h) p(x|h), held fixed.
+        model = models.IWAEModel(seed=3, **ESTIMATOR_MODEL[1])
+        x = tf.constant([[1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 1]], tf.float32)
+        seed = tf.constant([4, 2])
+        _, grads = train.bound_and_gradients(model, x, 7, seed, 'rws_sleep')
+        dream_x, (h,) = model.sample_joint(2, models.fold_seed(seed, 1))
+        q = model.q_h1_given_x(dream_x)
+        mu, sigma = (tf.cast(t, tf.float64).numpy() for t in (q.loc, q.scale))
+        z = (tf.cast(h, tf.float64).numpy() - mu) / sigma  # [batch, units]
+        expected = {'mean': -np.mean(z / sigma, 0),
+                    'log_sigma': -np.mean(z**2 - 1, 0)}
+        variables = model.decoder_variables + model.encoder_variables
+        net = model.q_nets[0]
+        for name, layer in (('mean', net.mean), ('log_sigma', net.log_sigma)):
+            index = [v is layer.bias for v in variables].index(True)
+            self.assertAllClose(grads[index], expected[name], rtol=1e-4,
+                                atol=1e-6)
+        # A conditional model dreams with the batch's labels.
+        model = models.IWAEModel(seed=3, n_classes=3, **ESTIMATOR_MODEL[2])
+        _, grads = train.bound_and_gradients(model, x, 3, seed,
+                                             'rws_wake_sleep',
+                                             y=tf.one_hot([0, 2], 3))
+        self.assertTrue(all(np.all(np.isfinite(g)) for g in grads))
+
+    @parameterized.parameters(1, 2)
+    def test_rws_phases_share_the_decoder_and_average_the_encoder(
+            self, layers):
+        iwae, wake, sleep, both = (
+            estimator_gradients(layers, 'standard', 5, 20, 2, objective=o)
+            for o in ('iwae_elbo', 'rws', 'rws_sleep', 'rws_wake_sleep'))
+        for phases in (wake, sleep, both):
+            self.assertAllClose(phases[0], iwae[0], rtol=1e-6, atol=1e-8)
+        self.assertAllClose(both[1], (wake[1] + sleep[1]) / 2, rtol=1e-5,
+                            atol=1e-7)
+        # The two phases' encoder gradients differ: the test can fail.
+        self.assertGreater(np.max(np.abs(wake[1] - sleep[1])), 1e-3)
+
     def test_rws_encoder_gradient_has_mean_zero_at_k1(self):
         # At k=1, w~ = 1 and the wake gradient is the score of q at its own
         # draw, whose expectation is 0; at k=5 the weights give it a mean.
@@ -747,14 +786,20 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertFalse(np.any(estimator_gradients(
             layers, 'dreg', 1, 20, 2, objective='rws')[1]))
 
-    def test_rws_trains_with_standard_and_dreg(self):
-        for estimator in ('standard', 'dreg'):
-            config = dataclasses.replace(SMALL, objective='rws', n_samples=4,
-                                         estimator=estimator)
-            result = run(config, os.path.join(self.get_temp_dir(), estimator))
+    def test_rws_trains_with_standard_and_dreg_and_both_phases(self):
+        for objective, estimator in (('rws', 'standard'), ('rws', 'dreg'),
+                                     ('rws_sleep', 'standard'),
+                                     ('rws_wake_sleep', 'standard')):
+            config = dataclasses.replace(SMALL, objective=objective,
+                                         n_samples=4, estimator=estimator)
+            result = run(config, os.path.join(self.get_temp_dir(),
+                                              objective + estimator))
             self.assertTrue(np.isfinite(result.final_train_bound))
-        with self.assertRaisesRegex(ValueError, 'use --estimator standard'):
-            Config(objective='rws', estimator='stl')
+        for objective, estimator in (('rws', 'stl'), ('rws_sleep', 'dreg'),
+                                     ('rws_wake_sleep', 'dreg')):
+            with self.assertRaisesRegex(ValueError,
+                                        'use --estimator standard'):
+                Config(objective=objective, estimator=estimator)
 
     def test_dreg_trains(self):
         config = dataclasses.replace(SMALL, estimator='dreg', n_samples=5)
