@@ -250,7 +250,7 @@ class FlagfileTest(tf.test.TestCase):
         # The bounds of Rainforth et al. 2018 and reweighted wake-sleep:
         # their logdir is their name.
         between = [p for p in paths if re.search(r'_([mpc]iwae|rws)_', p)]
-        self.assertLen(between, 8)
+        self.assertLen(between, 10)
         for path in between:
             main.FLAGS.unparse_flags()
             main.FLAGS(['main.py', f'--flagfile={path}'])
