@@ -163,9 +163,10 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
                 dream_x, dream_latents, y=y)))
         if encoder_bound is not None:
             encoder_losses.append(-tf.reduce_mean(encoder_bound(log_w)))
-        if encoder_losses:
-            encoder_loss = (encoder_losses[0] if len(encoder_losses) == 1
-                            else tf.add_n(encoder_losses) / 2)
+        if len(encoder_losses) == 1:
+            encoder_loss = encoder_losses[0]
+        elif encoder_losses:  # The mean of the wake and sleep phases'.
+            encoder_loss = tf.add_n(encoder_losses) / len(encoder_losses)
     if estimator == 'standard' and not own_encoder_loss:
         return mean_bound, tape.gradient(loss,
                                          decoder + model.encoder_variables)
