@@ -689,18 +689,28 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_rws_encoder_gradient_is_the_weighted_score_of_q(self):
         # d/d(bias) of -1/B sum_b sum_i w~_ib log N(h_ib; mu_b, sigma_b), the
-        # draws and weights held: for the mean's bias
-        # -(h - mu) / sigma^2, for log sigma's bias -((h - mu)^2/sigma^2 - 1),
-        # weighted by w~ and summed over draws, averaged over the batch.
+        # draws and weights held.
         model = models.IWAEModel(seed=3, **ESTIMATOR_MODEL[1])
         x = tf.constant([[1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 1]], tf.float32)
         seed = tf.constant([4, 2])
         _, grads = train.bound_and_gradients(model, x, 7, seed, 'rws')
         log_w, (h,) = model.log_weights_and_latents(x, 7, seed)
+        self.assert_weighted_score_of_q(
+            model, grads, x, h, tf.nn.softmax(tf.cast(log_w, tf.float64),
+                                              axis=0).numpy())
+
+    def assert_weighted_score_of_q(self, model, grads, x, h, weights):
+        """grads' entries for the biases of q's mean and log sigma (1
+        layer) are those of -1/B sum_b sum_i weights_ib log q(h_ib | x_b),
+        in NumPy float64: -(h - mu) / sigma^2 and -((h - mu)^2/sigma^2 - 1)
+        weighted and summed over draws, averaged over the batch.
+
+        Args: h [k, batch, units], weights [k, batch].
+        """
         q = model.q_h1_given_x(x)
-        w = tf.nn.softmax(tf.cast(log_w, tf.float64), axis=0).numpy()[..., None]
         mu, sigma = (tf.cast(t, tf.float64).numpy() for t in (q.loc, q.scale))
         z = (tf.cast(h, tf.float64).numpy() - mu) / sigma  # [k, batch, units]
+        w = weights[..., None]
         expected = {'mean': -np.mean(np.sum(w * z / sigma, 0), 0),
                     'log_sigma': -np.mean(np.sum(w * (z**2 - 1), 0), 0)}
         variables = model.decoder_variables + model.encoder_variables
@@ -718,17 +728,8 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         seed = tf.constant([4, 2])
         _, grads = train.bound_and_gradients(model, x, 7, seed, 'rws_sleep')
         dream_x, (h,) = model.sample_joint(2, models.fold_seed(seed, 1))
-        q = model.q_h1_given_x(dream_x)
-        mu, sigma = (tf.cast(t, tf.float64).numpy() for t in (q.loc, q.scale))
-        z = (tf.cast(h, tf.float64).numpy() - mu) / sigma  # [batch, units]
-        expected = {'mean': -np.mean(z / sigma, 0),
-                    'log_sigma': -np.mean(z**2 - 1, 0)}
-        variables = model.decoder_variables + model.encoder_variables
-        net = model.q_nets[0]
-        for name, layer in (('mean', net.mean), ('log_sigma', net.log_sigma)):
-            index = [v is layer.bias for v in variables].index(True)
-            self.assertAllClose(grads[index], expected[name], rtol=1e-4,
-                                atol=1e-6)
+        self.assert_weighted_score_of_q(model, grads, dream_x, h[None],
+                                        np.ones([1, 2]))
         # A conditional model dreams with the batch's labels.
         model = models.IWAEModel(seed=3, n_classes=3, **ESTIMATOR_MODEL[2])
         _, grads = train.bound_and_gradients(model, x, 3, seed,
