@@ -80,9 +80,9 @@ class Config:
         identity=True)
     estimator: str = _field(
         'standard', 'Encoder gradient: standard, dreg (doubly '
-        'reparameterized, Tucker et al. 2018; iwae_elbo, miwae_elbo, '
-        'piwae_elbo, rws) or stl (sticking the landing, Roeder et al. '
-        '2017).', identity=True,
+        'reparameterized, Tucker et al. 2018; every objective but vae_elbo, '
+        'rws_sleep and rws_wake_sleep) or stl (sticking the landing, '
+        'Roeder et al. 2017).', identity=True,
         choices=choices.ESTIMATORS)
     conditional: bool = _field(
         False, 'Model p(x|y): the one-hot label is an input of the encoder '
@@ -190,14 +190,10 @@ class Config:
         if self.epochs == 0:
             raise ValueError('epochs must be >= 1, or -1 for the paper\'s '
                              'schedule; got 0')
-        if self.estimator == 'dreg' and self.objective not in (
-                'iwae_elbo', 'miwae_elbo', 'piwae_elbo',
-                *choices.RWS_OBJECTIVES):
+        if self.estimator == 'dreg' and self.objective == 'vae_elbo':
             raise ValueError('estimator dreg is the doubly reparameterized '
-                             'gradient of the IWAE bound (per group for '
-                             'MIWAE/PIWAE) and of RWS; use --objective '
-                             'iwae_elbo, miwae_elbo, piwae_elbo or rws (stl '
-                             f'works with {self.objective})')
+                             'gradient of the IWAE bound; with vae_elbo it '
+                             'would be stl: use --estimator stl')
         self._check_objective()
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError('learning_rate and adam_epsilon must be > 0')

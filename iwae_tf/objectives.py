@@ -127,7 +127,8 @@ def normalized_weights(log_w, n_groups=1):
     return tf.reshape(tf.nn.softmax(groups, axis=1), tf.shape(log_w))
 
 
-def path_gradient_scale(log_w, estimator, wake=False, n_groups=1):
+def path_gradient_scale(log_w, estimator, wake=False, n_groups=1,
+                        ciwae_beta=None):
     """The factor on each sample's pathwise encoder gradient.
 
     Both estimators drop the score term of the encoder gradient (the
@@ -148,6 +149,13 @@ def path_gradient_scale(log_w, estimator, wake=False, n_groups=1):
     w_tilde_i is the draw's weight within its group, and at K = 1 (M = k,
     the VAE bound) the factor is 1, stl's.
 
+    With ciwae_beta B (the encoder on ciwae_elbo), dreg is DReG for L_k's
+    share and STL for the VAE bound's, each unbiased for its own: CIWAE's
+    gradient with respect to h_i is (B/k + (1 - B) w_tilde_i) dlog w_i/dh_i,
+    and the factor (B/k + (1 - B) w_tilde_i^2) / (B/k + (1 - B) w_tilde_i)
+    makes it B/k + (1 - B) w_tilde_i^2. B = 0 is L_k's DReG and B = 1 the
+    VAE bound's STL, to the bit.
+
     With wake (reweighted wake-sleep's encoder, wake_objective), dreg is
     Tucker et al.'s pathwise form of the wake gradient,
     sum_i (w_tilde_i - w_tilde_i^2) dlog w_i/dh_i dh_i/dphi: L_k's gradient
@@ -159,6 +167,7 @@ def path_gradient_scale(log_w, estimator, wake=False, n_groups=1):
         estimator: 'stl' or 'dreg'.
         wake: bool, the factor of the wake gradient (dreg only).
         n_groups: int M of the encoder's miwae_elbo; 1 for the others.
+        ciwae_beta: B of the encoder's ciwae_elbo; None for the others.
 
     Returns:
         float Tensor [n_samples, batch], with no gradient.
@@ -168,10 +177,17 @@ def path_gradient_scale(log_w, estimator, wake=False, n_groups=1):
             raise ValueError('the wake gradient has a pathwise form with '
                              f'dreg only, not {estimator!r}')
         return tf.stop_gradient(1 - normalized_weights(log_w))
-    if estimator == 'stl' or (estimator == 'dreg' and
-                              log_w.shape[0] == n_groups):
+    k = log_w.shape[0]
+    if estimator == 'stl' or (estimator == 'dreg' and (
+            k == n_groups or ciwae_beta == 1)):
         # w_tilde = 1 at K = 1: the same graph as stl, so the same bits.
         return tf.ones_like(log_w)
+    if estimator == 'dreg' and ciwae_beta:  # 0 < B < 1.
+        w_tilde = normalized_weights(log_w)
+        vae_share = ciwae_beta / k
+        return tf.stop_gradient(
+            (vae_share + (1 - ciwae_beta) * tf.square(w_tilde)) /
+            (vae_share + (1 - ciwae_beta) * w_tilde))
     if estimator == 'dreg':
         return tf.stop_gradient(normalized_weights(log_w, n_groups))
     raise ValueError(f'no path gradient scale for estimator {estimator!r}')

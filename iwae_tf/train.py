@@ -182,7 +182,9 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     scale = objectives.path_gradient_scale(
         log_w, estimator, wake=objective == 'rws',
         n_groups=n_groups if objective in choices.GROUPED_OBJECTIVES
-        else 1)[..., None]
+        else 1,
+        ciwae_beta=ciwae_beta if objective == 'ciwae_elbo' else None)[
+            ..., None]
     encoder_grads = []
     for net, h, h_grad in zip(model.q_nets, latents, latent_grads):
         encoder_grads += tape.gradient(h, net.trainable_variables,

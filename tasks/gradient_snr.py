@@ -14,8 +14,8 @@ For each k in --snr_samples, each objective of --snr_objectives (miwae_elbo
 and piwae_elbo at each M of --snr_groups that divides k, ciwae_elbo at each
 beta of --snr_ciwae_betas; rws, reweighted wake-sleep, too) and each
 estimator in --estimators that training takes with it (dreg with all
-but vae_elbo and ciwae_elbo, stl with all but rws), at initialisation
-and after training (--snr_points), the gradient on one fixed minibatch
+but vae_elbo and RWS's sleep phase, stl with all but RWS), at
+initialisation and after training (--snr_points), the gradient on one fixed minibatch
 (--batch_size training images) is drawn --n_draws times. The trained
 point is a model trained here with main.py's training flags (the IWAE
 bound), or the weights of a trained run (--run):
@@ -169,8 +169,8 @@ def gradient_moments_fn(model, x, measured, n_draws, seed):
 
 def _trainable(config, **fields):
     """config with fields replaced, or None where training refuses the
-    pairing (dreg with vae_elbo or ciwae_elbo, rws with stl, M that does
-    not divide k)."""
+    pairing (dreg with vae_elbo or RWS's sleep phase, RWS with stl, M that
+    does not divide k)."""
     try:
         return config.replace(**fields)
     except ValueError:

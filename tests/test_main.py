@@ -288,8 +288,8 @@ class FlagfileTest(tf.test.TestCase):
                 (dict(objective='ciwae_elbo', ciwae_beta=1.5), r'\[0, 1\]'),
                 (dict(objective='vae_elbo', ciwae_beta=0.1),
                  'leave it at 0.5'),
-                (dict(objective='ciwae_elbo', estimator='dreg'),
-                 'use --objective iwae_elbo')):
+                (dict(objective='vae_elbo', estimator='dreg'),
+                 'use --estimator stl')):
             with self.assertRaisesRegex(ValueError, message):
                 Config(n_samples=10, **values)
 
