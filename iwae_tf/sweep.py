@@ -36,6 +36,7 @@ import of the driver's own.
 import collections
 import csv
 import dataclasses
+import glob
 import json
 import os
 import sys
@@ -694,6 +695,16 @@ GRIDS = {
         [os.path.join(FLAGS_DIR, f'{d}_1layer_iwae_dreg_k{k}.flags')
          for d in ('mnist', 'binarized_mnist', 'omniglot')
          for k in (1, 5, 50)], seeds, values),
+    # Rainforth et al.'s bounds at k=64 and reweighted wake-sleep's three
+    # phases, 1 stochastic layer, fixed-binarization MNIST.
+    'bounds_between': lambda seeds, values: flagfile_runs(
+        sorted(glob.glob(os.path.join(
+            FLAGS_DIR, 'binarized_mnist_1layer_[mpc]iwae_*.flags'))),
+        seeds, values),
+    'rws': lambda seeds, values: flagfile_runs(
+        sorted(glob.glob(os.path.join(
+            FLAGS_DIR, 'binarized_mnist_1layer_rws_*.flags'))),
+        seeds, values),
     'active_units_init': lambda seeds, values: active_units_runs(
         dict(dict(epochs=ACTIVE_UNITS_EPOCHS), **values),
         seeds or ACTIVE_UNITS_SEEDS),

@@ -227,6 +227,19 @@ class GridTest(tf.test.TestCase):
              for o in ('vae_elbo', 'iwae_elbo') for k in (1, 5, 50)
              if (o, k) != ('vae_elbo', 1)})
         self.assertLen(sweep.GRIDS['table1_binarized_mnist'](None, {}), 10)
+        between = sweep.GRIDS['bounds_between']([1, 2], {})
+        self.assertLen(between, 12)  # 6 flagfiles x 2 seeds.
+        self.assertEqual(
+            {(r.config.objective, r.config.n_samples, r.config.n_groups,
+              r.config.ciwae_beta) for r in between},
+            {('miwae_elbo', 64, m, 0.5) for m in (1, 8, 64)} |
+            {('piwae_elbo', 64, m, 0.5) for m in (4, 8)} |
+            {('ciwae_elbo', 64, 1, 0.5)})
+        self.assertEqual(
+            {(r.config.objective, r.config.n_samples)
+             for r in sweep.GRIDS['rws'](None, {})},
+            {('rws', 5), ('rws', 50), ('rws_sleep', 5),
+             ('rws_wake_sleep', 5)})
         self.assertLen(sweep.paper_flagfiles(('mnist',), objectives=('vae',)),
                        6)  # The VAE alone keeps its k=1 row.
         study = sweep.GRIDS['active_units_init'](None, dict(epochs=2))
