@@ -244,7 +244,7 @@ def test_gradient_snr_tables_are_their_records():
 
 def test_rws_table_is_its_runs_files():
     names = sorted(os.listdir(RWS))
-    assert len(names) == 4
+    assert len(names) == 6  # IWAE; RWS k=5 (three phases, DReG), k=50.
     for name in names:
         folder = os.path.join(RWS, name)
         results = json.loads(_read(os.path.join(folder, 'results.json')))
