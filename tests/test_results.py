@@ -256,16 +256,19 @@ def test_rws_table_is_its_runs_files():
 
 def rws_snr_rows():
     """The README's rows of the encoder SNR (per entry) against k: IWAE's
-    with the standard estimator and DReG, and RWS's wake gradient, as such
-    and in DReG's pathwise form."""
+    with the standard estimator and DReG, RWS's wake gradient, as such
+    and in DReG's pathwise form, its sleep phase's and the two phases'
+    mean."""
     records = sweep.read_records(os.path.join(RESULTS, 'gradient_snr_rws',
                                               'snr.jsonl'))
     snr = {(r['objective'], r['estimator'], r['n_samples']):
            r['encoder_snr_mean'] for r in records}
-    return [f"| {k} | {snr['iwae_elbo', 'standard', k]:.3f} | "
-            f"{snr['iwae_elbo', 'dreg', k]:.3f} | "
-            f"{snr['rws', 'standard', k]:.3f} | "
-            f"{snr['rws', 'dreg', k]:.3f} |" for k in (1, 5, 50, 500)]
+    columns = (('iwae_elbo', 'standard'), ('iwae_elbo', 'dreg'),
+               ('rws', 'standard'), ('rws', 'dreg'),
+               ('rws_sleep', 'standard'), ('rws_wake_sleep', 'standard'))
+    return [f'| {k} | ' + ' | '.join(f'{snr[column + (k,)]:.3f}'
+                                     for column in columns) + ' |'
+            for k in (1, 5, 50, 500)]
 
 
 def test_rws_snr_table_is_its_records():
