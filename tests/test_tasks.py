@@ -387,20 +387,31 @@ class GradientSnrTest(tf.test.TestCase):
             '--estimators', 'standard,dreg')
         got = {(r['point'], r['objective'], r['n_groups'], r['ciwae_beta'],
                 r['estimator']): r for r in records}
-        # M=3 does not divide k=4; dreg is for the IWAE bound and rws alone.
-        self.assertLen(records, 2 * (2 + 1 + 3 + 3 + 2 + 2))
+        # M=3 does not divide k=4; dreg is for every bound but the VAE's.
+        # Per point: iwae, vae, miwae x 3 M, piwae x 3 M, ciwae x 2 betas,
+        # rws with the standard estimator; all but vae with dreg.
+        self.assertLen(records, 2 * (11 + 10))
         for point in ('initialisation', 'trained'):
-            def snr(objective, network, n_groups=1, beta=0.5):
-                return got[point, objective, n_groups, beta, 'standard'][
+            def snr(objective, network, n_groups=1, beta=0.5,
+                    estimator='standard'):
+                return got[point, objective, n_groups, beta, estimator][
                     f'{network}_snr_mean']
             for network in ('encoder', 'decoder'):
-                # The ends are the paper's bounds, to the bit.
-                self.assertEqual(snr('miwae_elbo', network, 1),
-                                 snr('iwae_elbo', network))
+                # The ends are the paper's bounds, to the bit, with either
+                # estimator.
+                for estimator in ('standard', 'dreg'):
+                    self.assertEqual(
+                        snr('miwae_elbo', network, 1, estimator=estimator),
+                        snr('iwae_elbo', network, estimator=estimator))
+                    self.assertEqual(
+                        snr('ciwae_elbo', network, beta=0.0,
+                            estimator=estimator),
+                        snr('iwae_elbo', network, estimator=estimator))
                 self.assertEqual(snr('miwae_elbo', network, 4),
                                  snr('vae_elbo', network))
-                self.assertEqual(snr('ciwae_elbo', network, beta=0.0),
-                                 snr('iwae_elbo', network))
+            self.assertAllClose(
+                snr('piwae_elbo', 'encoder', 2, estimator='dreg'),
+                snr('miwae_elbo', 'encoder', 2, estimator='dreg'), rtol=1e-6)
             # RWS and PIWAE: the decoder's gradient of L_k; PIWAE's
             # encoder's of MIWAE.
             self.assertAllClose(snr('rws', 'decoder'),
