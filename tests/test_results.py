@@ -186,7 +186,7 @@ def twenty_epoch_row(folder):
 
 def test_bounds_between_table_is_its_runs_files():
     names = sorted(os.listdir(BETWEEN))
-    assert len(names) == 6  # Four bounds, and MIWAE and PIWAE with DReG.
+    assert len(names) == 8  # Four bounds, with and without DReG.
     for name in names:
         folder = os.path.join(BETWEEN, name)
         config = Config.from_dict(json.loads(_read(os.path.join(
