@@ -141,6 +141,9 @@ def bound_and_gradients(model, x, n_samples, seed, objective,
     wake_score = (objective in ('rws', 'rws_wake_sleep') and
                   estimator == 'standard')
     sleep = objective in ('rws_sleep', 'rws_wake_sleep')
+    if sleep and estimator != 'standard':  # Config refuses it too.
+        raise ValueError(f'{objective} has no {estimator} estimator: the '
+                         'sleep phase\'s draws come from p; use standard')
     own_encoder_loss = encoder_bound is not None or wake_score or sleep
     if sleep:  # The generative model's dreams, one per image, made outside
         # the tape: held fixed.

@@ -823,6 +823,12 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
             with self.assertRaisesRegex(ValueError,
                                         'use --estimator standard'):
                 Config(objective=objective, estimator=estimator)
+        # The gradients themselves refuse a sleep phase's pathwise form.
+        model = models.IWAEModel(seed=3, **ESTIMATOR_MODEL[1])
+        with self.assertRaisesRegex(ValueError, 'use standard'):
+            train.bound_and_gradients(model, tf.ones([2, 6]), 3,
+                                      tf.constant([0, 0]), 'rws_wake_sleep',
+                                      'dreg')
 
     def test_dreg_trains(self):
         config = dataclasses.replace(SMALL, estimator='dreg', n_samples=5)
